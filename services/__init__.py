@@ -1,0 +1,1 @@
+"""The four services of the Global Value Network platform."""

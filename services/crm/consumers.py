@@ -1,0 +1,14 @@
+"""CRM's consumers: leads from scouting."""
+
+from services.crm import handlers
+from shared.consumer import EventConsumer, handlers_for
+from shared.contracts.scouting import LeadSubmitted
+from shared.db import Database
+from shared.settings import Settings
+
+
+def consumers(settings: Settings, db: Database) -> list[EventConsumer]:
+    return [EventConsumer(
+        settings, service="crm", name="leads", db=db, topics=[LeadSubmitted.topic],
+        handlers=handlers_for((LeadSubmitted, handlers.open_opportunity)),
+    )]

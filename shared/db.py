@@ -1,0 +1,57 @@
+"""Database access: one async engine per service, bound to the service's own role and schema."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from shared.settings import Settings
+
+
+def asyncpg_url(url: str) -> str:
+    """SQLAlchemy's spelling of a plain postgresql:// URL for the asyncpg driver."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+asyncpg://{rest}" if "+" not in scheme else url
+
+
+def create_engine(settings: Settings, service: str) -> AsyncEngine:
+    """An engine that connects as gvn_<service> with the service's schema on the search path."""
+    return create_async_engine(
+        asyncpg_url(settings.service_database_url(service)),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": service}},
+    )
+
+
+class Database:
+    """A service's engine and session factory; the one way to open a transaction."""
+
+    def __init__(self, engine: AsyncEngine, *, service: str) -> None:
+        self.engine = engine
+        self.service = service
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def raw_dsn(settings: Settings, service: str) -> str:
+    """A DSN for asyncpg itself (the relay's LISTEN connection)."""
+    return settings.service_database_url(service)
+
+
+def rows_as_dicts(result: Any) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in result]

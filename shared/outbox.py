@@ -1,0 +1,181 @@
+"""The outbox relay: publishes a service's committed events in order, then marks them published.
+
+One relay per service is active at a time (it holds a Postgres advisory lock on its schema);
+other replicas stand by, so per-aggregate order holds however many replicas run.
+"""
+
+import asyncio
+import json
+import logging
+import time
+import zlib
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
+from shared.broker import ensure_topics
+from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.settings import Settings
+from shared.telemetry import tracer
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics and retention purge, when idle
+
+# A statement-level trigger: one wake-up per committed insert, however many rows it wrote.
+NOTIFY_TRIGGER_SQL = (
+    "CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN PERFORM pg_notify(TG_TABLE_SCHEMA || '_outbox', ''); RETURN NULL; END $$",
+    "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
+    "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()",
+)
+
+
+def create_producer(settings: Settings) -> AIOKafkaProducer:
+    """acks=all and no idempotent producer: the inbox makes redelivery harmless instead."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        request_timeout_ms=10000,
+    )
+
+
+class Relay:
+    """Moves committed outbox rows of one service to Kafka."""
+
+    def __init__(self, settings: Settings, *, service: str, dsn: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.dsn = dsn
+        self.wake = asyncio.Event()
+        self.producer: AIOKafkaProducer | None = None
+        self._tracer = tracer(service)
+        self._last_housekeeping = 0.0
+
+    async def run(self) -> None:
+        """Run until cancelled, surviving database and broker outages."""
+        backoff = 0.2
+        while True:
+            try:
+                await self._run_with_lock()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("relay of %s interrupted: %s; retrying", self.service, error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            else:
+                backoff = 0.2
+
+    async def close(self) -> None:
+        if self.producer:
+            await self.producer.stop()
+            self.producer = None
+
+    async def _run_with_lock(self) -> None:
+        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.service})
+        try:
+            lock_id = zlib.crc32(f"gvn-outbox-{self.service}".encode())
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):
+                await asyncio.sleep(self.settings.outbox_poll_interval_s)  # standby replica
+            await conn.add_listener(f"{self.service}_outbox", lambda *_: self.wake.set())
+            log.info("relay of %s is active", self.service)
+            while True:
+                published = await self.publish_batch(conn)
+                if published == 0:
+                    await self._idle(conn)
+        finally:
+            await conn.close()
+
+    async def _idle(self, conn: asyncpg.Connection) -> None:
+        now = time.monotonic()
+        if now - self._last_housekeeping > HOUSEKEEPING_INTERVAL_S:
+            self._last_housekeeping = now
+            await self._observe_backlog(conn)
+            await self._purge_expired(conn)
+        self.wake.clear()
+        try:
+            await asyncio.wait_for(self.wake.wait(), self.settings.outbox_poll_interval_s)
+        except TimeoutError:
+            pass
+
+    async def publish_batch(self, conn: asyncpg.Connection) -> int:
+        """Publish the oldest unpublished rows; on any failure none are marked, all are retried."""
+        rows = await conn.fetch(
+            "SELECT id, topic, key, headers, payload FROM outbox WHERE published_at IS NULL "
+            "ORDER BY id LIMIT $1",
+            self.settings.outbox_batch_size,
+        )
+        if not rows:
+            return 0
+        producer = await self._producer()
+        try:
+            sends = [await self._send(producer, row) for row in rows]
+            await asyncio.gather(*sends)
+        except Exception:
+            await ensure_topics(self.settings)  # a rebuilt broker has lost its topics
+            raise
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+            [row["id"] for row in rows],
+        )
+        for row in rows:
+            EVENTS_PUBLISHED.labels(self.service, row["topic"]).inc()
+        return len(rows)
+
+    async def _send(self, producer: AIOKafkaProducer, row: asyncpg.Record) -> Any:
+        headers: dict[str, str] = json.loads(row["headers"])
+        parent = propagate.extract(headers)
+        with self._tracer.start_as_current_span(
+            f"publish {row['topic']}", context=parent, kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": row["topic"],
+                        "messaging.message.id": headers.get("ce_id", "")},
+        ):
+            propagate.inject(headers)  # consumers continue from the producer span
+        return await producer.send(
+            row["topic"], key=row["key"].encode(), value=bytes(row["payload"]),
+            headers=[(k, v.encode()) for k, v in headers.items()],
+        )
+
+    async def _producer(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            producer = create_producer(self.settings)
+            try:
+                await producer.start()
+            except Exception:
+                await producer.stop()
+                raise
+            self.producer = producer
+        return self.producer
+
+    async def _observe_backlog(self, conn: asyncpg.Connection) -> None:
+        count, oldest = await conn.fetchrow(
+            "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL"
+        )
+        OUTBOX_BACKLOG.labels(self.service).set(count)
+        age = (datetime.now(oldest.tzinfo) - oldest).total_seconds() if oldest else 0.0
+        OUTBOX_OLDEST_AGE.labels(self.service).set(age)
+
+    async def _purge_expired(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self.settings.outbox_retention_days * 86400,
+        )
+
+
+async def replay(dsn: str, *, service: str, since: datetime) -> int:
+    """Mark rows published since `since` as unpublished, so the relay sends them again."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": service})
+    try:
+        status = await conn.execute(
+            "UPDATE outbox SET published_at = NULL WHERE published_at >= $1", since
+        )
+        await conn.execute(f"NOTIFY {service}_outbox")
+        return int(status.split()[-1])
+    finally:
+        await conn.close()

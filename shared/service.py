@@ -1,0 +1,122 @@
+"""The one call that makes a service: HTTP app, telemetry, health, metrics, relay and consumers."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.broker import dead_letter_topic, ensure_topics
+from shared.consumer import EventConsumer
+from shared.db import Database, create_engine, raw_dsn
+from shared.outbox import Relay
+from shared.problems import BodyLimit, install_problem_handlers, problem_response
+from shared.settings import Settings
+from shared.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+ConsumerFactory = Callable[[Settings, Database], list[EventConsumer]]
+
+
+def create_service_app(
+    settings: Settings, *, service: str, title: str, description: str,
+    routers: list[APIRouter], consumers: ConsumerFactory | None = None,
+) -> FastAPI:
+    """A FastAPI app for one service, with everything every service has."""
+    setup_telemetry(settings, service=service)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(create_engine(settings, service), service=service)
+        relay = Relay(settings, service=service, dsn=raw_dsn(settings, service))
+        app.state.db, app.state.relay = db, relay
+        app.state.consumers = consumers(settings, db) if consumers else []
+        tasks = [asyncio.create_task(relay.run(), name=f"{service}-relay"),
+                 asyncio.create_task(_start_consumers(settings, app), name=f"{service}-consumers")]
+        app.state.tasks = tasks
+        try:
+            yield
+        finally:
+            for task in app.state.tasks:
+                task.cancel()
+            for task in app.state.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for consumer in app.state.consumers:
+                await consumer.stop()
+            await relay.close()
+            await db.dispose()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.service, app.state.settings = service, settings
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(operations_router(settings))
+    for router in routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    return app
+
+
+async def _start_consumers(settings: Settings, app: FastAPI) -> None:
+    """Topics first (retrying while the broker is away), then one task per consumer."""
+    groups = [consumer.group for consumer in app.state.consumers]
+    while True:
+        try:
+            await ensure_topics(settings, None)
+            if groups:
+                await ensure_topics(settings, [dead_letter_topic(group) for group in groups])
+            break
+        except Exception as error:
+            log.warning("topic bootstrap failed (%s); retrying", error)
+            await asyncio.sleep(1.0)
+    for consumer in app.state.consumers:
+        app.state.tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+
+
+def operations_router(settings: Settings) -> APIRouter:
+    """Liveness, readiness and Prometheus metrics."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: database and broker reachable")
+    async def readyz(request: Request) -> Response:
+        checks = {"database": await _database_ok(request.app.state.db),
+                  "broker": await _broker_ok(settings)}
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        return problem_response(503, "Not ready", "A dependency is unreachable.", checks=checks)
+
+    @router.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _database_ok(db: Database) -> bool:
+    try:
+        await asyncio.wait_for(db.ping(), 2.0)
+        return True
+    except Exception:
+        return False
+
+
+async def _broker_ok(settings: Settings) -> bool:
+    for server in settings.kafka_bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        return True
+    return False

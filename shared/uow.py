@@ -1,0 +1,70 @@
+"""The unit of work: one transaction holding a domain change and the events it caused."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from opentelemetry import propagate
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts import EventData
+from shared.db import Database
+from shared.events import Event, InvalidEvent, validate_outgoing
+from shared.tables import audit_log, outbox
+
+
+class Transaction:
+    """What handlers receive: the session, and `emit` to record an event in the outbox."""
+
+    def __init__(self, session: AsyncSession, *, cause: Event[Any] | None = None) -> None:
+        self.session = session
+        self.cause = cause
+        self._pending: list[dict[str, Any]] = []
+
+    def emit(self, data: EventData) -> Event[Any]:
+        """Record an event; it is written with the state change and published after commit."""
+        validate_outgoing(data)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the trace this change belongs to rides with the row
+        event = Event(
+            data=data,
+            correlation_id=self.cause.correlation_id if self.cause else None,
+            causation_id=str(self.cause.id) if self.cause else None,
+            trace=carrier,
+        )
+        self._pending.append(
+            {
+                "event_id": event.id,
+                "topic": data.topic,
+                "key": event.subject,
+                "event_type": event.type,
+                "headers": event.headers(),
+                "payload": event.body(),
+            }
+        )
+        return event
+
+    async def audit(self, *, api_key_id: UUID | None, action: str, subject: str) -> None:
+        """Who did what to which record; committed with the change itself."""
+        await self.session.execute(
+            sa.insert(audit_log).values(api_key_id=api_key_id, action=action, subject=subject)
+        )
+
+    async def flush_events(self) -> None:
+        if self._pending:
+            await self.session.execute(sa.insert(outbox), self._pending)
+            self._pending.clear()
+
+
+@asynccontextmanager
+async def transaction(db: Database, *, cause: Event[Any] | None = None) -> AsyncIterator[Transaction]:
+    """Open a unit of work; on success the change and its outbox rows commit together."""
+    async with db.session() as session:
+        tx = Transaction(session, cause=cause)
+        yield tx
+        await tx.flush_events()
+
+
+__all__ = ["InvalidEvent", "Transaction", "transaction"]
