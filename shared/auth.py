@@ -89,7 +89,7 @@ UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="gvn"'}
 async def current_caller(request: Request) -> Caller:
     """The caller of this request, from `Authorization: Bearer <key>` or `X-API-Key`."""
     token = _token_from(request)
-    parts = token.split("_")
+    parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "gvn":
         raise Problem(401, "Unauthorized", "An API key is required (Authorization: Bearer ...).",
                       headers=UNAUTHORIZED)

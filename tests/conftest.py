@@ -1,0 +1,128 @@
+"""Test fixtures: a real Tansu broker, a fresh Postgres database per run, the four services.
+
+The database named by DATABASE_URL's server (127.0.0.1:5432 by default) gets a new database
+`gvn_test_<random>` for this run, dropped at the end; the broker is started here and stopped.
+"""
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.broker import EmbeddedBroker
+from shared.keys import create_key
+from shared.migrations import migrate_all
+from shared.settings import SERVICES, Settings
+
+SERVER_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _database_url(name: str) -> str:
+    return urlunsplit(urlsplit(SERVER_URL)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def broker() -> EmbeddedBroker:
+    broker = EmbeddedBroker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+async def settings(broker: EmbeddedBroker) -> AsyncIterator[Settings]:
+    name = f"gvn_test_{uuid.uuid4().hex[:10]}"
+    settings = Settings(
+        database_url=_database_url(name), kafka_bootstrap_servers=broker.bootstrap,
+        kafka_topic_partitions=3, consumer_retry_backoff_ms=20, outbox_poll_interval_s=0.2,
+        db_pool_size=5,
+    )
+    await migrate_all(settings)
+    yield settings
+    conn = await asyncpg.connect(_database_url("postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Platform:
+    """The four services running in this process, each behind its own HTTP client."""
+
+    settings: Settings
+    apps: dict[str, Any]
+    clients: dict[str, httpx.AsyncClient]
+    keys: dict[str, str] = field(default_factory=dict)
+    key_ids: dict[str, uuid.UUID] = field(default_factory=dict)
+
+    def __getattr__(self, service: str) -> httpx.AsyncClient:
+        return self.clients[service]
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+    async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Read any schema as the database owner: the tests' view from outside."""
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+
+KEYS = {
+    "scout": ("scout", "LITEK"), "other_scout": ("scout", "LITEK"),
+    "partner": ("partner", "LITEK"), "other_partner": ("partner", "BIOCAT"),
+    "manager": ("manager", "LITEK"), "ops": ("ops", None), "admin": ("admin", None),
+}
+
+
+@pytest.fixture(scope="session")
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    import importlib
+
+    async with AsyncExitStack() as stack:
+        apps, clients = {}, {}
+        for service in SERVICES:
+            app = importlib.import_module(f"services.{service}.main").create_app(settings)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            apps[service] = app
+            clients[service] = await stack.enter_async_context(httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=f"http://{service}"))
+        platform = Platform(settings=settings, apps=apps, clients=clients)
+        for who, (role, cluster) in KEYS.items():
+            key_id, token = await create_key(settings, role=role, cluster=cluster, name=who)
+            platform.keys[who], platform.key_ids[who] = token, key_id
+        yield platform
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0) -> Any:
+    """Poll `check` until it returns something truthy; fail with its last answer otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(0.05)
+
+
+def a_lead(**overrides: Any) -> dict[str, Any]:
+    lead = {
+        "kind": "market_need", "title": "Handheld OCT for ENT clinics",
+        "description": "ENT clinics in Osaka want a handheld OCT probe under 1 kg.",
+        "target_market": "JP", "application_areas": ["diagnostics"],
+        "technologies": ["Optical Coherence Tomography", "fibre probes"],
+    }
+    return lead | overrides
