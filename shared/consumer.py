@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from shared.broker import dead_letter_topic
+from shared.broker import dead_letter_topic, ensure_topics
 from shared.contracts import EventData
 from shared.db import Database
 from shared.events import Event, InvalidEvent, decode_headers, parse_record
@@ -156,8 +156,10 @@ class EventConsumer:
             "dlq_failed_at": datetime.now(UTC).isoformat(),
         }
         headers = list(record.headers or []) + [(k, v.encode()) for k, v in extra.items()]
+        topic = dead_letter_topic(self.group)
+        await ensure_topics(self.settings, [topic])  # rare; and a rebuilt broker may lack it
         await self._producer.send_and_wait(
-            dead_letter_topic(self.group), key=record.key, value=record.value, headers=headers
+            topic, key=record.key, value=record.value, headers=headers
         )
         EVENTS_DEAD_LETTERED.labels(self.service, self.name).inc()
         log.error("dead-lettered %s:%s@%s: %s", record.topic, record.partition, record.offset,

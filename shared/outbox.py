@@ -18,12 +18,14 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from shared.broker import ensure_topics
+from shared.contracts import all_topics
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from shared.settings import Settings
 from shared.telemetry import tracer
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics and retention purge, when idle
+TOPIC_CHECK_INTERVAL_S = 1.0
 
 # A statement-level trigger: one wake-up per committed insert, however many rows it wrote.
 NOTIFY_TRIGGER_SQL = (
@@ -56,6 +58,7 @@ class Relay:
         self.producer: AIOKafkaProducer | None = None
         self._tracer = tracer(service)
         self._last_housekeeping = 0.0
+        self._topics_checked = 0.0
 
     async def run(self) -> None:
         """Run until cancelled, surviving database and broker outages."""
@@ -115,10 +118,12 @@ class Relay:
             return 0
         producer = await self._producer()
         try:
+            await self._check_topics(producer, {row["topic"] for row in rows})
             sends = [await self._send(producer, row) for row in rows]
             await asyncio.gather(*sends)
         except Exception:
-            await ensure_topics(self.settings)  # a rebuilt broker has lost its topics
+            self._topics_checked = 0.0
+            await self.close()  # a fresh producer, fresh metadata, on the next try
             raise
         await conn.execute(
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
@@ -141,6 +146,21 @@ class Relay:
             row["topic"], key=row["key"].encode(), value=bytes(row["payload"]),
             headers=[(k, v.encode()) for k, v in headers.items()],
         )
+
+    async def _check_topics(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
+        """Recreate topics a rebuilt broker lost, before sending to them.
+
+        Tansu's memory storage acknowledges records sent to a topic it no longer has and
+        drops them, so the relay looks at fresh metadata (at most once a second, and after
+        every failure) instead of trusting its cache.
+        """
+        now = time.monotonic()
+        if now - self._topics_checked < TOPIC_CHECK_INTERVAL_S:
+            return
+        cluster = await producer.client.fetch_all_metadata()
+        if not topics <= cluster.topics():
+            await ensure_topics(self.settings, sorted(topics | set(all_topics())))
+        self._topics_checked = now
 
     async def _producer(self) -> AIOKafkaProducer:
         if self.producer is None:

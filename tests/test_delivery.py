@@ -1,0 +1,175 @@
+"""Delivery guarantees with the real broker: redelivery is a no-op, outages lose nothing,
+poison messages are parked on the dead-letter topic and the consumer moves on."""
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.kpi import handlers as kpi_handlers
+from shared.broker import EmbeddedBroker
+from shared.consumer import ANY_EVENT, EventConsumer
+from shared.contracts import all_topics
+from shared.outbox import replay
+from tests.conftest import Platform, a_lead, eventually
+from tests.test_lead_flow import leads_submitted
+
+
+async def submit(platform: Platform, **overrides) -> dict:
+    answer = await platform.scouting.post("/v1/leads", json=a_lead(**overrides),
+                                          headers=platform.auth("scout"))
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def facts_about(platform: Platform, lead_id: str) -> int:
+    return len(await platform.sql("SELECT 1 FROM kpi.facts WHERE subject = $1", lead_id))
+
+
+def kpi_consumer(platform: Platform) -> EventConsumer:
+    """A consumer identical to the kpi service's own (same group, same inbox name)."""
+    return EventConsumer(platform.settings, service="kpi", name="facts",
+                         db=platform.apps["kpi"].state.db, topics=all_topics(),
+                         handlers={ANY_EVENT: kpi_handlers.record_fact})
+
+
+async def test_an_event_redelivered_after_a_crash_changes_nothing(platform: Platform) -> None:
+    kpi = platform.apps["kpi"].state
+    running = kpi.consumers[0]
+    task = next(t for t in kpi.tasks if t.get_name() == running.name)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await running.stop()
+    before = await leads_submitted(platform)
+    lead = await submit(platform)
+
+    # Handle the lead and commit to the database, then "crash" before the offset commit.
+    crashing = kpi_consumer(platform)
+    await crashing.start()
+    async def handled() -> bool:
+        await crashing.handle(await crashing.poll())
+        return await facts_about(platform, lead["id"]) == 1
+    await eventually(handled)
+    await crashing.stop()
+
+    restarted = kpi_consumer(platform)
+    duplicates = await inbox_duplicates(restarted)
+    kpi.consumers[0] = restarted
+    kpi.tasks.append(asyncio.create_task(restarted.run(), name=restarted.name))
+
+    async def redelivered() -> bool:
+        return await inbox_duplicates(restarted) > duplicates
+    await eventually(redelivered)
+    assert await facts_about(platform, lead["id"]) == 1
+    assert await leads_submitted(platform) == before + 1
+
+
+async def inbox_duplicates(consumer: EventConsumer) -> float:
+    from shared.metrics import EVENTS_CONSUMED
+
+    return EVENTS_CONSUMED.labels("kpi", consumer.name, "duplicate")._value.get()
+
+
+async def test_a_lead_posted_while_the_broker_is_down_arrives_when_it_is_back(
+    platform: Platform, broker: EmbeddedBroker,
+) -> None:
+    before = await leads_submitted(platform)
+    broker.stop()
+    try:
+        lead = await submit(platform, title="Posted during a broker outage")
+        [row] = await platform.sql(
+            "SELECT published_at FROM scouting.outbox WHERE key = $1", lead["id"])
+        assert row["published_at"] is None
+        await asyncio.sleep(1.0)  # the relay tries, fails and keeps the row
+    finally:
+        broker.start()  # same port, empty memory storage: topics come back by themselves
+
+    async def arrived() -> bool:
+        return await facts_about(platform, lead["id"]) == 1
+    await eventually(arrived, timeout=60)
+    assert await leads_submitted(platform) == before + 1
+
+
+async def dead_letters(platform: Platform, topic: str) -> list:
+    """Everything on a dead-letter topic, read from the beginning to the end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=platform.settings.kafka_bootstrap_servers,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batch = await consumer.getmany(timeout_ms=1000)
+            records += [record for part in batch.values() for record in part]
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - test reads a fresh topic
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def test_a_poison_event_is_dead_lettered_and_later_events_still_flow(
+    platform: Platform,
+) -> None:
+    poison_id = str(uuid.uuid4())
+    headers = {"ce_specversion": "1.0", "ce_id": poison_id, "ce_source": "/gvn/scouting",
+               "ce_type": "eu.lasergo.scouting.lead.submitted.v1",
+               "ce_time": datetime.now(UTC).isoformat(), "content-type": "application/json"}
+    producer = AIOKafkaProducer(bootstrap_servers=platform.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            "scouting.leads", key=b"poison", value=json.dumps({"lead_id": "not-a-uuid"}).encode(),
+            headers=[(k, v.encode()) for k, v in headers.items()])
+    finally:
+        await producer.stop()
+    good = await submit(platform, title="Sent after the poison")
+
+    async def parked() -> list:
+        records = await dead_letters(platform, "gvn.kpi.facts.dlq")
+        return [r for r in records if dict(r.headers).get("ce_id") == poison_id.encode()]
+    [letter] = await eventually(parked)
+    reasons = dict(letter.headers)
+    assert b"lead_id" in reasons["dlq_error"]
+    assert reasons["dlq_original_topic"] == b"scouting.leads"
+    assert reasons["dlq_consumer"] == b"kpi.facts"
+
+    async def good_one_handled() -> bool:
+        return await facts_about(platform, good["id"]) == 1
+    await eventually(good_one_handled)
+    assert await platform.sql("SELECT 1 FROM kpi.facts WHERE event_id = $1",
+                              uuid.UUID(poison_id)) == []
+
+
+async def test_replaying_the_outbox_publishes_again_and_is_counted_once(
+    platform: Platform,
+) -> None:
+    lead = await submit(platform, title="Replayed")
+    async def arrived() -> bool:
+        return await facts_about(platform, lead["id"]) == 1
+    await eventually(arrived)
+    before = await leads_submitted(platform)
+    started = datetime.now(UTC)
+
+    requeued = await replay(platform.settings.service_database_url("scouting"),
+                            service="scouting", since=datetime(2000, 1, 1, tzinfo=UTC))
+    assert requeued >= 1
+
+    async def republished() -> bool:
+        rows = await platform.sql("SELECT published_at FROM scouting.outbox WHERE key = $1",
+                                  lead["id"])
+        return rows[0]["published_at"] is not None and rows[0]["published_at"] >= started
+    await eventually(republished)
+    await asyncio.sleep(1.0)  # give the consumers time to see the copies
+    assert await facts_about(platform, lead["id"]) == 1
+    assert await leads_submitted(platform) == before
