@@ -100,8 +100,9 @@ async def relay(wake: asyncio.Event) -> None:
             futures = [await producer.send(TOPIC, key=r["key"].encode(), value=r["payload"])
                        for r in rows]
             await asyncio.gather(*futures)
-            await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                               [r["id"] for r in rows])
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows])
     finally:
         await producer.stop()
         await conn.close()

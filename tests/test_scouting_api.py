@@ -1,0 +1,167 @@
+"""Scouting's API at the edge: bad input is refused with problem+json and changes nothing;
+keys are checked; a retried POST with the same Idempotency-Key returns the first answer."""
+
+import json
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from shared.keys import revoke
+from tests.conftest import Platform, a_lead
+
+
+async def counts(platform: Platform) -> tuple[int, int]:
+    [row] = await platform.sql(
+        "SELECT (SELECT count(*) FROM scouting.leads) AS leads, "
+        "(SELECT count(*) FROM scouting.outbox) AS events")
+    return row["leads"], row["events"]
+
+
+BAD_BODIES = {
+    "malformed JSON": (b'{"kind": "market_need", "title": ', 400),
+    "wrong types": (json.dumps(a_lead(title=42, application_areas="diagnostics")).encode(), 422),
+    "missing fields": (json.dumps({"title": "Only a title"}).encode(), 422),
+    "unknown fields": (json.dumps(a_lead(status="converted")).encode(), 422),
+    "unknown market": (json.dumps(a_lead(target_market="XX")).encode(), 422),
+    "too many tags": (json.dumps(a_lead(technologies=["t"] * 21)).encode(), 422),
+    "oversized body": (json.dumps(a_lead(description="x" * 70_000)).encode(), 413),
+    "not an object": (b"[1, 2, 3]", 422),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BODIES)
+async def test_bad_input_is_refused_with_a_problem_and_nothing_is_written(
+    platform: Platform, case: str,
+) -> None:
+    body, status = BAD_BODIES[case]
+    before = await counts(platform)
+    answer = await platform.scouting.post(
+        "/v1/leads", content=body,
+        headers={**platform.auth("scout"), "Content-Type": "application/json"})
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert await counts(platform) == before
+
+
+async def test_validation_problems_name_every_offending_field(platform: Platform) -> None:
+    answer = await platform.scouting.post(
+        "/v1/leads", json=a_lead(title=42, target_market="XX", owner="me"),
+        headers=platform.auth("scout"))
+    locations = {error["location"] for error in answer.json()["errors"]}
+    assert locations == {"body.title", "body.target_market", "body.owner"}
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer gvn_000000000000_nottherealsecret"},
+    {"Authorization": "Bearer something-else"}, {"X-API-Key": ""},
+])
+async def test_calls_without_a_valid_key_are_unauthorized(
+    platform: Platform, headers: dict[str, str],
+) -> None:
+    answer = await platform.scouting.post("/v1/leads", json=a_lead(), headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_revoked_key_is_unauthorized_everywhere(platform: Platform) -> None:
+    from shared.keys import create_key
+
+    key_id, token = await create_key(platform.settings, role="manager", cluster="LITEK",
+                                     name="leaving manager")
+    auth = {"Authorization": f"Bearer {token}"}
+    assert (await platform.kpi.get("/v1/kpis", headers=auth)).status_code == 200
+    assert await revoke(platform.settings, key_id=key_id)
+    for client, path in [(platform.kpi, "/v1/kpis"), (platform.crm, "/v1/pipeline"),
+                         (platform.matching, "/v1/demands")]:
+        answer = await client.get(path, headers=auth)
+        assert answer.status_code == 401 and "revoked" in answer.json()["detail"]
+    assert not await revoke(platform.settings, key_id=key_id)
+
+
+async def test_a_scout_key_on_a_manager_route_is_forbidden(platform: Platform) -> None:
+    for client, path in [(platform.kpi, "/v1/kpis"), (platform.crm, "/v1/pipeline"),
+                         (platform.matching, "/v1/demands")]:
+        answer = await client.get(path, headers=platform.auth("scout"))
+        assert answer.status_code == 403, path
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_ops_cannot_submit_leads(platform: Platform) -> None:
+    answer = await platform.scouting.post("/v1/leads", json=a_lead(), headers=platform.auth("ops"))
+    assert answer.status_code == 403
+
+
+async def test_a_scout_sees_its_own_lead_but_not_another_scouts(platform: Platform) -> None:
+    lead = (await platform.scouting.post("/v1/leads", json=a_lead(),
+                                         headers=platform.auth("scout"))).json()
+    path = f"/v1/leads/{lead['id']}"
+    assert (await platform.scouting.get(path, headers=platform.auth("scout"))).status_code == 200
+    assert (await platform.scouting.get(path, headers=platform.auth("manager"))).status_code == 200
+    assert (await platform.scouting.get(path, headers=platform.auth("ops"))).status_code == 200
+    for other in ("other_scout", "other_partner"):
+        assert (await platform.scouting.get(path, headers=platform.auth(other))).status_code == 404
+
+
+async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_lead(
+    platform: Platform,
+) -> None:
+    headers = {**platform.auth("scout"), "Idempotency-Key": str(uuid.uuid4())}
+    before = await counts(platform)
+    first = await platform.scouting.post("/v1/leads", json=a_lead(), headers=headers)
+    again = await platform.scouting.post("/v1/leads", json=a_lead(), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert await counts(platform) == (before[0] + 1, before[1] + 1)
+
+    changed = await platform.scouting.post("/v1/leads", json=a_lead(title="Something else"),
+                                           headers=headers)
+    assert changed.status_code == 422
+    assert await counts(platform) == (before[0] + 1, before[1] + 1)
+
+
+async def test_another_key_may_use_the_same_idempotency_key(platform: Platform) -> None:
+    key = str(uuid.uuid4())
+    mine = await platform.scouting.post(
+        "/v1/leads", json=a_lead(), headers={**platform.auth("scout"), "Idempotency-Key": key})
+    theirs = await platform.scouting.post(
+        "/v1/leads", json=a_lead(), headers={**platform.auth("other_scout"), "Idempotency-Key": key})
+    assert mine.json()["id"] != theirs.json()["id"]
+
+
+async def test_published_lead_events_are_standard_cloudevents(platform: Platform) -> None:
+    from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
+    from cloudevents.core.formats.json import JSONFormat
+
+    lead = (await platform.scouting.post("/v1/leads", json=a_lead(),
+                                         headers=platform.auth("scout"))).json()
+    consumer = AIOKafkaConsumer("scouting.leads", group_id=f"test-{uuid.uuid4()}",
+                                bootstrap_servers=platform.settings.kafka_bootstrap_servers,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=10)
+    await consumer.start()
+    try:
+        record = None
+        while record is None:
+            batch = await consumer.getmany(timeout_ms=1000)
+            record = next((r for part in batch.values() for r in part
+                           if r.key == lead["id"].encode()), None)
+    finally:
+        await consumer.stop()
+    event = from_binary(KafkaMessage(headers=dict(record.headers), key=record.key,
+                                     value=record.value), JSONFormat())
+    attributes = event.get_attributes()
+    assert attributes["specversion"] == "1.0"
+    assert attributes["type"] == "eu.lasergo.scouting.lead.submitted.v1"
+    assert attributes["source"] == "/gvn/scouting"
+    assert attributes["subject"] == lead["id"]
+    assert uuid.UUID(attributes["id"]) and attributes["time"].tzinfo
+    assert attributes["correlationid"]
+    assert attributes["datacontenttype"] == "application/json"
+    data = event.get_data()
+    assert data["lead_id"] == lead["id"]
+    assert "description" not in data  # free text may hold personal data: never in events
+    assert dict(record.headers)["traceparent"]
