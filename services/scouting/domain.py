@@ -6,19 +6,6 @@ from uuid import UUID
 
 from shared.auth import Caller
 
-# The programme's target markets (DESIGN.md); extended by configuration, never per request.
-MARKETS = ("CA", "US-EAST", "US-WEST", "IL", "KR", "JP", "SG", "MY", "AU", "NZ")
-
-APPLICATION_AREAS = (
-    "diagnostics", "interventional_imaging", "therapy", "sensing", "regenerative_medicine",
-    "biomaterials", "digital_health", "advanced_manufacturing",
-)
-
-LEAD_KINDS = (
-    "market_need", "distributor_candidate", "partner_candidate", "intermediary",
-    "event_opportunity",
-)
-
 _NOT_TAG = re.compile(r"[^a-z0-9+#.]+")
 
 
