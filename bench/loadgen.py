@@ -3,10 +3,10 @@
 `run_step` sends `round(rate * duration)` POSTs at a constant rate (request i is due at
 start + i / rate, whether or not earlier ones have answered), on uvloop, through either
 
-* `httpx` (default): one httpx.AsyncClient with a keep-alive pool. It costs about 1-1.3 ms of
+* `httpx`: one httpx.AsyncClient with a keep-alive pool. It costs about 1-1.3 ms of
   CPU per request on this machine (measured against a do-nothing server), so it tops out near
   700-1000 requests/s on one core and takes CPU from the servers it measures; or
-* `lean`: a minimal HTTP/1.1 keep-alive client on asyncio protocols (pre-built request bytes,
+* `lean` (pipeline.py's default): a minimal HTTP/1.1 keep-alive client on asyncio protocols (pre-built request bytes,
   a status line / Content-Length parser, one request per connection at a time), a few tens of
   microseconds per request, to see what the servers do when the client is nearly free.
  At most `max_inflight` requests are outstanding: a request
@@ -210,7 +210,7 @@ async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, dur
 
 def run_step(url: str, headers: dict[str, str], body: bytes, rate: float, duration: float,
              start_wall: float, max_inflight: int = 64, timeout: float = 15.0,
-             client_kind: str = "httpx") -> dict[str, Any]:
+             client_kind: str = "lean") -> dict[str, Any]:
     """One constant-rate step; returns per-request results and the client's own CPU time."""
     try:
         import uvloop

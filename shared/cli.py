@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-demo", action="store_true", help="do not load the demo data")
     commands.add_parser("migrate", help="bootstrap roles and schemas, run every migration")
     commands.add_parser("topics", help="create the platform's Kafka topics")
+    commands.add_parser("asyncapi", help="print the AsyncAPI document of every event")
     serve = commands.add_parser("serve", help="run one service (API, relay, consumers)")
     serve.add_argument("service", choices=SERVICES)
 
@@ -52,6 +53,12 @@ async def _run(args: argparse.Namespace) -> int:
         from shared.broker import ensure_topics
 
         await ensure_topics(settings)
+    elif args.command == "asyncapi":
+        import json
+
+        from shared.asyncapi import asyncapi_document
+
+        print(json.dumps(asyncapi_document(), indent=2))
     elif args.command == "keys":
         return await _keys(settings, args)
     elif args.command == "replay-outbox":

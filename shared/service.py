@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.asyncapi import asyncapi_document
 from shared.broker import dead_letter_topic, ensure_topics
 from shared.consumer import EventConsumer
 from shared.db import Database, create_engine, raw_dsn
@@ -94,6 +95,10 @@ def operations_router(settings: Settings) -> APIRouter:
         if all(checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
         return problem_response(503, "Not ready", "A dependency is unreachable.", checks=checks)
+
+    @router.get("/asyncapi.json", summary="AsyncAPI document of the platform's events")
+    async def asyncapi() -> dict:
+        return asyncapi_document()
 
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:

@@ -1,0 +1,99 @@
+"""Platform plumbing: schema isolation per service role, health, metrics, the ops view,
+and one active outbox relay however many replicas run."""
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from services.scouting.domain import normalise_technologies
+from shared.outbox import Relay
+from shared.settings import SERVICES
+from tests.conftest import Platform, a_lead, eventually
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_a_service_role_cannot_touch_another_services_schema(
+    platform: Platform, service: str,
+) -> None:
+    conn = await asyncpg.connect(platform.settings.service_database_url(service))
+    try:
+        assert await conn.fetchval(f"SELECT count(*) >= 0 FROM {service}.outbox")
+        for other in set(SERVICES) - {service}:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetch(f"SELECT * FROM {other}.outbox LIMIT 1")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CREATE TABLE public.sneaky (id int)")
+    finally:
+        await conn.close()
+
+
+async def test_the_fact_log_is_append_only_even_for_its_own_service(platform: Platform) -> None:
+    conn = await asyncpg.connect(platform.settings.service_database_url("kpi"))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM kpi.facts")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_every_service_reports_health_readiness_and_metrics(
+    platform: Platform, service: str,
+) -> None:
+    client = platform.clients[service]
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
+    metrics = (await client.get("/metrics")).text
+    for name in ("gvn_events_published_total", "gvn_outbox_backlog", "gvn_handler_seconds"):
+        assert name in metrics
+
+
+async def test_ops_follow_one_leads_journey_and_the_event_rates(platform: Platform) -> None:
+    lead = (await platform.scouting.post("/v1/leads", json=a_lead(),
+                                         headers=platform.auth("scout"))).json()
+
+    async def journey() -> list:
+        answer = await platform.kpi.get(f"/v1/ops/journeys/{lead['id']}",
+                                        headers=platform.auth("ops"))
+        return answer.json()
+    [step] = await eventually(journey)
+    assert step["event_type"] == "eu.lasergo.scouting.lead.submitted.v1"
+    rates = (await platform.kpi.get("/v1/ops/event-rates", headers=platform.auth("ops"))).json()
+    assert rates["eu.lasergo.scouting.lead.submitted.v1"] >= 1
+    forbidden = await platform.kpi.get("/v1/ops/event-rates", headers=platform.auth("manager"))
+    assert forbidden.status_code == 403
+
+
+async def test_a_second_relay_of_a_service_stands_by_while_the_first_is_active(
+    platform: Platform,
+) -> None:
+    standby = Relay(platform.settings, service="scouting",
+                    dsn=platform.settings.service_database_url("scouting"))
+    task = asyncio.create_task(standby.run())
+    try:
+        lead = (await platform.scouting.post("/v1/leads", json=a_lead(),
+                                             headers=platform.auth("scout"))).json()
+
+        async def published() -> bool:
+            rows = await platform.sql(
+                "SELECT published_at FROM scouting.outbox WHERE key = $1", lead["id"])
+            return rows[0]["published_at"] is not None
+        await eventually(published)
+        assert standby.producer is None  # it never published: the active relay holds the lock
+        holders = await platform.sql(
+            "SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND a.usename = 'gvn_scouting' AND l.granted "
+            "AND a.datname = current_database()")
+        assert holders[0]["n"] == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await standby.close()
+
+
+def test_technology_tags_are_normalised_and_deduplicated() -> None:
+    assert normalise_technologies(
+        ["  Optical Coherence  Tomography ", "optical coherence tomography", "", "C++ / OpenCV"]
+    ) == ["optical-coherence-tomography", "c++-opencv"]
