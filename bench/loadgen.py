@@ -3,16 +3,17 @@
 `run_step` sends `round(rate * duration)` POSTs at a constant rate (request i is due at
 start + i / rate, whether or not earlier ones have answered), on uvloop, through either
 
-* `httpx`: one httpx.AsyncClient with a keep-alive pool. It costs about 1-1.3 ms of
-  CPU per request on this machine (measured against a do-nothing server), so it tops out near
-  700-1000 requests/s on one core and takes CPU from the servers it measures; or
-* `lean` (pipeline.py's default): a minimal HTTP/1.1 keep-alive client on asyncio protocols (pre-built request bytes,
-  a status line / Content-Length parser, one request per connection at a time), a few tens of
-  microseconds per request, to see what the servers do when the client is nearly free.
- At most `max_inflight` requests are outstanding: a request
-that falls due while the cap is reached is not sent and counted as `shed` (the server is
-not keeping up). Only loopback URLs are accepted. The step is bounded in count and in time
-(every request has a timeout; the step ends at most `duration + timeout + 5` s after start).
+* `lean` (pipeline.py's default): a minimal HTTP/1.1 keep-alive client on asyncio protocols
+  (pre-built request bytes, a status line / Content-Length / chunked parser, one request per
+  connection at a time): ~0.25-0.5 ms CPU per request here; or
+* `httpx`: one httpx.AsyncClient with a keep-alive pool: ~1-1.3 ms CPU per request here
+  (measured against a do-nothing server), and it degrades once requests queue, so on this
+  2-core machine it tops out near 400-700 requests/s and takes CPU from the servers.
+
+At most `max_inflight` requests are outstanding: a request that falls due while the cap is
+reached is not sent and counted as `shed` (the server is not keeping up). Only loopback URLs
+are accepted. The step is bounded in count and in time (every request has a timeout; the
+step ends at most `duration + timeout + 5` s after its start).
 """
 
 import asyncio

@@ -97,3 +97,12 @@ def test_technology_tags_are_normalised_and_deduplicated() -> None:
     assert normalise_technologies(
         ["  Optical Coherence  Tomography ", "optical coherence tomography", "", "C++ / OpenCV"]
     ) == ["optical-coherence-tomography", "c++-opencv"]
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    from shared.settings import Settings
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert [name for name in Settings.model_fields if f"`{name.upper()}`" not in readme] == []
