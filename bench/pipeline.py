@@ -264,15 +264,19 @@ class Bench:
         self.procs[name] = proc
         return proc
 
-    def stop(self, name: str) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            self.rss[name] = vm_hwm_mb(proc.pid)
-            proc.terminate()
+    def stop(self, *names: str, timeout: float = 15.0) -> None:
+        """SIGTERM the named processes at once (peak RSS read first), SIGKILL stragglers."""
+        procs = []
+        for name in names:
+            proc = self.procs.pop(name, None)
+            if proc is not None and proc.poll() is None:
+                self.rss[name] = vm_hwm_mb(proc.pid)
+                proc.terminate()
+                procs.append(proc)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
             try:
-                proc.wait(15)
+                proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -554,8 +558,7 @@ class Bench:
         finally:
             await conn.close()
             self.stop_spies()
-            for service in SERVICES:
-                self.stop(service)
+            self.stop(*SERVICES)
         return summary, lost, target
 
     async def run(self) -> int:
@@ -652,11 +655,10 @@ class Bench:
 
     async def cleanup(self) -> None:
         self.stop_spies()
-        for name in list(self.procs):
-            try:
-                self.stop(name)
-            except Exception as error:  # keep cleaning up
-                say(f"  could not stop {name}: {error}")
+        try:
+            self.stop(*self.procs)
+        except Exception as error:  # keep cleaning up
+            say(f"  could not stop {list(self.procs)}: {error}")
         if self.broker:
             self.broker.stop()
         if self.pool:

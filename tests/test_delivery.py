@@ -173,3 +173,48 @@ async def test_replaying_the_outbox_publishes_again_and_is_counted_once(
     await asyncio.sleep(1.0)  # give the consumers time to see the copies
     assert await facts_about(platform, lead["id"]) == 1
     assert await leads_submitted(platform) == before
+
+
+async def test_an_event_whose_handler_keeps_failing_is_retried_then_dead_lettered(
+    platform: Platform,
+) -> None:
+    """A buggy producer re-announces an existing lead under a new event id: matching cannot
+    store a second demand for it, retries with backoff, parks it, and keeps going."""
+    from shared.contracts.scouting import LeadSubmitted
+    from shared.events import Event
+    from shared.metrics import EVENTS_RETRIED
+
+    lead = await submit(platform, title="Announced twice")
+    async def demand_stored() -> list:
+        return await platform.sql("SELECT 1 FROM matching.demands WHERE lead_id = $1",
+                                  uuid.UUID(lead["id"]))
+    await eventually(demand_stored)
+    retried = EVENTS_RETRIED.labels("matching", "matching.leads")._value.get()
+
+    twin = Event(data=LeadSubmitted(
+        lead_id=lead["id"], kind="market_need", title="Announced twice", target_market="JP",
+        cluster="LITEK", submitted_by=platform.key_ids["scout"],
+        submitted_at=datetime.now(UTC)))
+    producer = AIOKafkaProducer(bootstrap_servers=platform.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            "scouting.leads", key=lead["id"].encode(), value=twin.body(),
+            headers=[(k, v.encode()) for k, v in twin.headers().items()])
+    finally:
+        await producer.stop()
+    later = await submit(platform, title="After the twin")
+
+    async def parked() -> list:
+        return [r for r in await dead_letters(platform, "gvn.matching.leads.dlq")
+                if dict(r.headers).get("ce_id") == str(twin.id).encode()]
+    [letter] = await eventually(parked)
+    assert dict(letter.headers)["dlq_error_type"] == b"IntegrityError"
+    attempts = platform.settings.consumer_max_attempts
+    assert EVENTS_RETRIED.labels("matching", "matching.leads")._value.get() >= retried + attempts - 1
+
+    async def later_stored() -> list:
+        return await platform.sql("SELECT 1 FROM matching.demands WHERE lead_id = $1",
+                                  uuid.UUID(later["id"]))
+    await eventually(later_stored)
+    assert await facts_about(platform, lead["id"]) == 2  # kpi logs both events: it keeps every fact
