@@ -103,7 +103,7 @@ from shared.migrations import migrate_all  # noqa: E402
 from shared.settings import SERVICES, Settings  # noqa: E402
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-VENV_BIN = ROOT / ".venv" / "bin"
+VENV_BIN = Path(sys.prefix) / "bin"  # the venv this script runs in
 LEAD_SUBMITTED = "eu.lasergo.scouting.lead.submitted.v1"
 LEAD = {  # tests/conftest.py a_lead()
     "kind": "market_need", "title": "Handheld OCT for ENT clinics",
@@ -258,7 +258,8 @@ class Bench:
     # ---------------------------------------------------------------- processes
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=log,
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **env}  # this tree, not the editable one
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.procs[name] = proc
@@ -563,6 +564,8 @@ class Bench:
 
     async def run(self) -> int:
         began = time.monotonic()
+        self.source = describe_source()
+        say(f"code under test: {self.source}")
         say(f"pipeline benchmark {'(quick) ' if self.quick else ''}run {self.run_id}; "
             f"logs in {self.logdir}; {os.cpu_count()} CPUs; load average "
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -605,6 +608,7 @@ class Bench:
             "our_client_bound": ours["client_bound"],
             "our_200_keeps_up": ours["latency"]["keeps_up"],
             "raw_200_keeps_up": raw["latency"]["keeps_up"],
+            "source": self.source,
             "quick": self.quick,
             "client": self.args.client,
             "client_procs": self.args.client_procs,
@@ -672,6 +676,21 @@ class Bench:
             say(f"  could not drop databases {self.databases}: {error}")
 
 
+def describe_source() -> str:
+    """Which code is under test: an exported commit, or the working tree (and whether dirty)."""
+    if os.environ.get("BENCH_SOURCE"):
+        return os.environ["BENCH_SOURCE"]
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", ".",
+                                 ":(exclude)bench"], check=True, capture_output=True,
+                                text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return f"tree {ROOT}"
+    return f"working tree at {head}" + (" with uncommitted changes" if status.strip() else "")
+
+
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -686,6 +705,35 @@ async def amain(args: argparse.Namespace) -> int:
         await asyncio.shield(bench.cleanup())
 
 
+def run_at_ref(ref: str, argv: list[str]) -> int:
+    """Export `ref` to a temporary tree, add this bench/ folder, run the benchmark there."""
+    import shutil
+
+    tree = Path(tempfile.mkdtemp(prefix="gvn-bench-tree-"))
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+            check=True, capture_output=True, text=True).stdout.strip()
+        archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", commit],
+                                   stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+        archive.stdout.close()
+        if archive.wait() != 0:
+            raise RuntimeError(f"git archive {commit} failed")
+        shutil.copytree(ROOT / "bench", tree / "bench", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        say(f"benchmarking {ref} = {commit[:12]} from {tree}")
+        child = subprocess.Popen([sys.executable, str(tree / "bench" / "pipeline.py"), *argv],
+                                 cwd=tree, env={**os.environ, "BENCH_SOURCE": f"commit {commit}"})
+        signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # the child got the Ctrl-C too and cleans up after itself
+            return child.wait()
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short steps, one bisection round")
@@ -698,7 +746,13 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=float, default=None, help="ramp step length")
     parser.add_argument("--max-rate", type=float, default=12800.0, help="highest ramp rate")
     parser.add_argument("--py-spy", metavar="DIR", help="record py-spy profiles of our services")
+    parser.add_argument("--ref", help="benchmark a git commit (e.g. HEAD) instead of the working "
+                        "tree: it is exported with `git archive` to a temporary folder, with this "
+                        "bench/ folder, and run from there (the repository is only read)")
     args = parser.parse_args()
+    if args.ref:
+        return run_at_ref(args.ref, [a for a in sys.argv[1:] if a not in ("--ref", args.ref)
+                                     and not a.startswith("--ref=")])
 
     try:
         return asyncio.run(amain(args))

@@ -96,7 +96,7 @@ def _serve(service: str) -> int:
     import uvicorn
 
     settings = get_settings()
-    app = importlib.import_module(f"services.{service}.main").create_app(settings)
+    app = importlib.import_module(f"services.{service}.main").create_app()
     uvicorn.run(app, host=settings.host, port=settings.port_for(service), log_config=None,
                 access_log=False)
     return 0

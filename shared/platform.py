@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from shared.broker import EmbeddedBroker, ensure_topics, free_port
+from shared.broker import EmbeddedBroker, ensure_topics
 from shared.migrations import database_name, migrate_all, plain_dsn
 from shared.settings import SERVICES, Settings
 

@@ -18,10 +18,14 @@ import asyncpg
 import httpx
 import pytest
 
+from services.scouting.contacts import new_key
+from services.scouting.settings import ScoutingSettings
 from shared.broker import EmbeddedBroker
 from shared.keys import create_key
 from shared.migrations import migrate_all
 from shared.settings import SERVICES, Settings
+
+INTERNAL_TOKEN = "internal-test-token"
 
 SERVER_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -41,10 +45,11 @@ def broker() -> EmbeddedBroker:
 @pytest.fixture(scope="session")
 async def settings(broker: EmbeddedBroker) -> AsyncIterator[Settings]:
     name = f"gvn_test_{uuid.uuid4().hex[:10]}"
-    settings = Settings(
+    # Scouting's settings are a superset of the platform's: every service takes them.
+    settings = ScoutingSettings(
         database_url=_database_url(name), kafka_bootstrap_servers=broker.bootstrap,
         kafka_topic_partitions=3, consumer_retry_backoff_ms=20, outbox_poll_interval_s=0.2,
-        db_pool_size=5,
+        db_pool_size=5, contact_encryption_key=new_key(), internal_api_token=INTERNAL_TOKEN,
     )
     await migrate_all(settings)
     yield settings
@@ -124,5 +129,6 @@ def a_lead(**overrides: Any) -> dict[str, Any]:
         "description": "ENT clinics in Osaka want a handheld OCT probe under 1 kg.",
         "target_market": "JP", "application_areas": ["diagnostics"],
         "technologies": ["Optical Coherence Tomography", "fibre probes"],
+        "duplicate_check": "confirmed_new",  # tests of the duplicate warning say "warn"
     }
     return lead | overrides

@@ -41,7 +41,7 @@ def test_an_event_read_back_from_its_headers_is_the_same_event() -> None:
 
 def test_fields_added_later_to_a_v1_event_are_ignored_by_older_consumers() -> None:
     event = Event(data=a_lead_submitted())
-    body = json.loads(event.body()) | {"urgency": "high"}
+    body = json.loads(event.body()) | {"sentiment": "keen"}
     assert parse_record(event.headers(), json.dumps(body).encode()).data == event.data
 
 

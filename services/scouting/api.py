@@ -1,46 +1,199 @@
 """Scouting's HTTP API (/v1): entry points only translate to commands and shape answers."""
 
-from typing import Annotated
+import hmac
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.scouting import domain, handlers, queries
-from services.scouting.models import LeadCreate, LeadPublic
+from services.scouting.models import (
+    ApplicationArea,
+    ContactHandover,
+    DuplicateCandidate,
+    Lead,
+    LeadCreate,
+    LeadKind,
+    LeadPage,
+    LeadPublic,
+    LeadStatus,
+    LeadUpdate,
+    Transition,
+    TransitionPublic,
+)
+from services.scouting.settings import ScoutingSettings
 from shared import idempotency
 from shared.auth import Caller, require_role
 from shared.problems import Problem
-from shared.uow import transaction
+from shared.uow import Transaction, transaction
 
 router = APIRouter(prefix="/v1", tags=["leads"])
+internal = APIRouter(prefix="/internal/v1", tags=["internal"], include_in_schema=True)
+
 Submitter = Annotated[Caller, Depends(require_role("scout", "partner", "manager"))]
 Reader = Annotated[Caller, Depends(require_role("scout", "partner", "manager", "ops", "admin"))]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+Editor = Annotated[Caller, Depends(require_role("scout", "partner", "manager", "admin"))]
+Manager = Annotated[Caller, Depends(require_role("manager", "admin"))]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", description="Send the same key when retrying: one effect, "
+    "the first answer. Up to 200 characters.")]
+PROBLEMS = {status: {"description": text, "content": {"application/problem+json": {}}}
+            for status, text in {400: "Malformed request", 401: "No or bad API key",
+                                 403: "Not allowed for this key", 404: "No such lead (or not yours)",
+                                 409: "Conflict with the lead's state", 413: "Body too large",
+                                 422: "Invalid request"}.items()}
 
 
-@router.post("/leads", status_code=201, response_model=LeadPublic,
-             responses={409: {"description": "Idempotency-Key reused"}})
+def present(lead: Lead, settings: ScoutingSettings) -> dict[str, Any]:
+    """The lead as the API shows it: never the contact, only whether one is held."""
+    stale = domain.is_stale(status=lead.status, last_activity_at=lead.last_activity_at,
+                            now=datetime.now(UTC),
+                            after=timedelta(days=settings.lead_stale_after_days))
+    public = LeadPublic.model_validate(
+        {**lead.model_dump(), "has_contact": lead.contact_sealed is not None, "stale": stale})
+    return public.model_dump(mode="json")
+
+
+async def _idempotent_post(
+    request: Request, caller: Caller, key: str | None, body: Any,
+    change: Callable[[Transaction], Awaitable[tuple[int, dict[str, Any]]]],
+) -> JSONResponse:
+    """One transaction: claim the Idempotency-Key, make the change, remember the answer."""
+    async with transaction(request.app.state.db) as tx:
+        prior = await idempotency.claim(tx, api_key_id=caller.key_id, key=key, body=body)
+        if prior is not None:
+            return prior
+        status, answer = await change(tx)
+        await idempotency.remember(tx, api_key_id=caller.key_id, key=key, status_code=status,
+                                   body=answer)
+    headers = {"Location": f"/v1/leads/{answer['id']}"} if status == 201 else None
+    return JSONResponse(answer, status_code=status, headers=headers)
+
+
+@router.post("/leads", status_code=201, response_model=LeadPublic, responses=PROBLEMS)
 async def submit_lead(
     body: LeadCreate, caller: Submitter, request: Request, idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Submit a lead; with an Idempotency-Key, a retry returns the first answer."""
-    async with transaction(request.app.state.db) as tx:
-        prior = await idempotency.claim(tx, api_key_id=caller.key_id, key=idempotency_key,
-                                        body=body.model_dump())
-        if prior is not None:
-            return prior
-        lead = await handlers.submit_lead(tx, handlers.SubmitLead(lead=body, caller=caller))
-        answer = LeadPublic.model_validate(lead).model_dump(mode="json")
-        await idempotency.remember(tx, api_key_id=caller.key_id, key=idempotency_key,
-                                   status_code=201, body=answer)
-    return JSONResponse(answer, status_code=201, headers={"Location": f"/v1/leads/{lead.id}"})
+    """Submit a lead. A likely duplicate (same counterpart or website in the same market, or
+    near-identical text) is refused with 409 and the candidates, unless `duplicate_check` is
+    `confirmed_new`."""
+    settings, vault = request.app.state.settings, request.app.state.vault
+
+    async def change(tx: Transaction) -> tuple[int, dict[str, Any]]:
+        try:
+            lead = await handlers.submit_lead(tx, handlers.SubmitLead(lead=body, caller=caller),
+                                              vault=vault)
+        except handlers.LikelyDuplicate as duplicate:
+            raise Problem(409, "Likely duplicate",
+                          "This looks like a lead already reported. Link it, or resubmit with "
+                          '"duplicate_check": "confirmed_new".',
+                          candidates=[DuplicateCandidate(**c).model_dump(mode="json")
+                                      for c in duplicate.candidates]) from None
+        return 201, present(lead, settings)
+
+    return await _idempotent_post(request, caller, idempotency_key,
+                                  body.model_dump(mode="json"), change)
 
 
-@router.get("/leads/{lead_id}", response_model=LeadPublic)
-async def get_lead(lead_id: UUID, caller: Reader, request: Request) -> LeadPublic:
-    """One lead, if the caller may see it (others' leads answer 404, not 403)."""
+@router.post("/leads/duplicate-check", response_model=list[DuplicateCandidate], responses=PROBLEMS)
+async def check_duplicates(body: LeadCreate, caller: Submitter, request: Request) -> list[dict]:
+    """The leads this one would be flagged against, without saving anything."""
+    settings, vault = request.app.state.settings, request.app.state.vault
+    lead = handlers.build_lead(body.model_copy(update={"counterpart_contact": None}), caller,
+                               vault=vault, now=datetime.now(UTC))
+    async with request.app.state.db.sessions() as session:
+        return await queries.duplicate_candidates(session, lead)
+
+
+@router.get("/leads", response_model=LeadPage, responses=PROBLEMS)
+async def list_leads(
+    caller: Reader, request: Request,
+    status: LeadStatus | None = None,
+    market: Annotated[str | None, Query(max_length=8)] = None,
+    kind: LeadKind | None = None,
+    application_area: ApplicationArea | None = None,
+    scout_id: UUID | None = None,
+    cluster: Annotated[str | None, Query(max_length=64)] = None,
+    submitted_from: date | None = None,
+    submitted_to: date | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Full text: title, "
+                                   "description, counterpart.")] = None,
+    stale: bool | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Leads visible to the key, newest first, filtered; follow `next_cursor` for more."""
+    settings = request.app.state.settings
+    filters = queries.LeadFilter(status=status, market=market, kind=kind,
+                                 application_area=application_area, scout_id=scout_id,
+                                 cluster=cluster, submitted_from=submitted_from,
+                                 submitted_to=submitted_to, q=q, stale=stale)
+    leads, next_cursor = await queries.lead_page(
+        request.app.state.db, caller=caller, filters=filters, cursor=cursor, limit=limit,
+        stale_after=timedelta(days=settings.lead_stale_after_days))
+    return {"items": [present(lead, settings) for lead in leads], "next_cursor": next_cursor}
+
+
+@router.get("/leads/{lead_id}", response_model=LeadPublic, responses=PROBLEMS)
+async def get_lead(lead_id: UUID, caller: Reader, request: Request) -> dict[str, Any]:
+    """One lead, if the key may see it (others' leads answer 404, not 403)."""
     lead = await queries.lead_by_id(request.app.state.db, lead_id)
     if lead is None or not domain.visible_to(lead, caller):
         raise Problem(404, "Not found", f"No lead {lead_id} visible to this key.")
-    return LeadPublic.model_validate(lead)
+    return present(lead, request.app.state.settings)
+
+
+@router.patch("/leads/{lead_id}", response_model=LeadPublic, responses=PROBLEMS)
+async def update_lead(lead_id: UUID, body: LeadUpdate, caller: Editor,
+                      request: Request) -> dict[str, Any]:
+    """Correct an open lead's details."""
+    async with transaction(request.app.state.db) as tx:
+        lead = await handlers.update_lead(tx, lead_id, body, caller)
+    return present(lead, request.app.state.settings)
+
+
+@router.post("/leads/{lead_id}/transitions", response_model=LeadPublic, responses=PROBLEMS)
+async def transition_lead(lead_id: UUID, body: Transition, caller: Manager, request: Request,
+                          idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    """Move a lead: qualified, rejected (reason), duplicate (duplicate_of), converted, closed."""
+    async def change(tx: Transaction) -> tuple[int, dict[str, Any]]:
+        lead = await handlers.transition_lead(tx, lead_id, body, caller)
+        return 200, present(lead, request.app.state.settings)
+
+    return await _idempotent_post(request, caller, idempotency_key,
+                                  {"lead": str(lead_id), **body.model_dump(mode="json")}, change)
+
+
+@router.get("/leads/{lead_id}/transitions", response_model=list[TransitionPublic],
+            responses=PROBLEMS)
+async def lead_history(lead_id: UUID, caller: Reader, request: Request) -> list[TransitionPublic]:
+    """Every status change of the lead: who (key id), when, why."""
+    await get_lead(lead_id, caller, request)
+    rows = await queries.transitions(request.app.state.db, lead_id)
+    return [TransitionPublic.model_validate(row) for row in rows]
+
+
+@router.post("/leads/{lead_id}/renew", response_model=LeadPublic, responses=PROBLEMS)
+async def renew_lead(lead_id: UUID, caller: Editor, request: Request) -> dict[str, Any]:
+    """Mark a stale lead as still alive."""
+    async with transaction(request.app.state.db) as tx:
+        lead = await handlers.renew_lead(tx, lead_id, caller)
+    return present(lead, request.app.state.settings)
+
+
+async def internal_service(request: Request,
+                           x_internal_token: Annotated[str, Header()] = "") -> None:
+    expected = request.app.state.settings.internal_api_token
+    if not expected or not hmac.compare_digest(x_internal_token, expected):
+        raise Problem(401, "Unauthorized", "Internal endpoints need the service token.")
+
+
+@internal.get("/leads/{lead_id}/counterpart-contact", response_model=ContactHandover,
+              dependencies=[Depends(internal_service)], responses=PROBLEMS)
+async def counterpart_contact(lead_id: UUID, request: Request) -> dict[str, Any]:
+    """For crm only: the counterpart contact, so crm can create the contact it will own."""
+    async with transaction(request.app.state.db) as tx:
+        return await handlers.hand_over_contact(tx, lead_id, vault=request.app.state.vault)

@@ -1,12 +1,42 @@
-"""Scouting rules, free of I/O: markets, application areas, and how a lead's fields are cleaned."""
+"""Scouting rules, free of I/O: the lead workflow, who may do what, and how fields are cleaned."""
 
 import re
+import unicodedata
+from datetime import datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from shared.auth import Caller
 
+# The lead workflow. Terminal states have no way out.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "submitted": frozenset({"qualified", "rejected", "duplicate"}),
+    "qualified": frozenset({"matched", "closed"}),
+    "matched": frozenset({"converted", "closed"}),
+    "rejected": frozenset(),
+    "duplicate": frozenset(),
+    "converted": frozenset(),
+    "closed": frozenset(),
+}
+OPEN_STATUSES = frozenset({"submitted", "qualified", "matched"})
+TRIAGE_ROLES = frozenset({"manager", "admin"})
+# Words that say nothing about which organisation it is.
+_LEGAL_FORMS = {"inc", "ltd", "llc", "gmbh", "sa", "sas", "sarl", "ag", "co", "corp", "kk",
+                "bv", "oy", "ab", "plc", "pty", "the", "limited", "corporation", "company"}
 _NOT_TAG = re.compile(r"[^a-z0-9+#.]+")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class TransitionRefused(ValueError):
+    """The workflow does not allow this move; the message says why and what is allowed."""
+
+
+def check_transition(current: str, target: str) -> None:
+    if target not in TRANSITIONS.get(current, frozenset()):
+        allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "none (final state)"
+        raise TransitionRefused(
+            f"a {current} lead cannot become {target}; allowed from {current}: {allowed}")
 
 
 def normalise_technology(tag: str) -> str:
@@ -27,6 +57,23 @@ def unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def organisation_key(name: str | None) -> str | None:
+    """'Nikon Healthcare Co., Ltd.' and 'NIKON HEALTHCARE' both give 'healthcare nikon'."""
+    if not name:
+        return None
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    words = sorted(set(_WORD.findall(ascii_name)) - _LEGAL_FORMS)
+    return " ".join(words) or None
+
+
+def website_domain(url: str | None) -> str | None:
+    """'https://www.Example.co.jp/en/' -> 'example.co.jp'."""
+    if not url:
+        return None
+    host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
+    return host.lower().removeprefix("www.") or None
+
+
 class OwnedLead(Protocol):
     cluster: str
     submitted_by: UUID
@@ -37,3 +84,48 @@ def visible_to(lead: OwnedLead, caller: Caller) -> bool:
     if caller.role == "scout":
         return lead.submitted_by == caller.key_id
     return caller.may_act_for(lead.cluster)
+
+
+def may_edit(lead: OwnedLead, caller: Caller) -> bool:
+    """Scouts edit their own leads, partners and managers their cluster's; ops never."""
+    return caller.role != "ops" and visible_to(lead, caller)
+
+
+def may_triage(lead: OwnedLead, caller: Caller) -> bool:
+    """Qualifying, rejecting and closing are a cluster manager's call."""
+    return caller.role in TRIAGE_ROLES and caller.may_act_for(lead.cluster)
+
+
+def is_stale(*, status: str, last_activity_at: datetime, now: datetime, after: timedelta) -> bool:
+    """An open lead nobody acted on for `after` is stale until renewed or moved on."""
+    return status in OPEN_STATUSES and now - last_activity_at > after
+
+
+def words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def similar_text(a: str, b: str, *, threshold: float = 0.75) -> bool:
+    """Near-identical wording (Jaccard over words), the way a scout re-types the same lead."""
+    wa, wb = words(a), words(b)
+    if not wa or not wb:
+        return False
+    return len(wa & wb) / len(wa | wb) >= threshold
+
+
+class LeadLike(Protocol):
+    title: str
+    description: str
+    counterpart_key: str | None
+    counterpart_domain: str | None
+
+
+def duplicate_reason(new: LeadLike, old: LeadLike) -> str | None:
+    """Why `old` looks like the same lead as `new` (same market and cluster assumed), or None."""
+    if new.counterpart_key and new.counterpart_key == old.counterpart_key:
+        return "same_counterpart"
+    if new.counterpart_domain and new.counterpart_domain == old.counterpart_domain:
+        return "same_website"
+    if similar_text(f"{new.title} {new.description}", f"{old.title} {old.description}"):
+        return "similar_text"
+    return None

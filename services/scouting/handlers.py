@@ -2,11 +2,18 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
-from services.scouting import domain
-from services.scouting.models import Lead, LeadCreate
+import sqlalchemy as sa
+
+from services.scouting import domain, queries
+from services.scouting.contacts import ContactVault
+from services.scouting.models import Lead, LeadCreate, LeadTransition, LeadUpdate, Scout, Transition
 from shared.auth import Caller
-from shared.contracts.scouting import LeadSubmitted
+from shared.contracts import crm, matching, scouting
+from shared.events import Event
+from shared.problems import Problem
 from shared.uow import Transaction
 
 
@@ -16,20 +23,183 @@ class SubmitLead:
     caller: Caller
 
 
-async def submit_lead(tx: Transaction, command: SubmitLead) -> Lead:
-    """Save a new lead in the caller's cluster and announce it."""
-    body, caller = command.lead, command.caller
-    lead = Lead(
+class LikelyDuplicate(Exception):
+    """The lead looks like one already there; nothing was saved."""
+
+    def __init__(self, candidates: list[dict[str, Any]]) -> None:
+        super().__init__("likely duplicate")
+        self.candidates = candidates
+
+
+async def scout_for(tx: Transaction, caller: Caller) -> Scout | None:
+    """The scout behind a scout key, registered on first use; inactive scouts are refused."""
+    if caller.role != "scout":
+        return None
+    scout = (await tx.session.execute(sa.select(Scout).where(Scout.key_id == caller.key_id))).scalar()
+    if scout is None:
+        scout = Scout(key_id=caller.key_id, name=caller.name, home_cluster=caller.cluster or "")
+        tx.session.add(scout)
+    elif not scout.active:
+        raise Problem(403, "Forbidden", "This scout is inactive; ask your cluster manager.")
+    return scout
+
+
+def build_lead(body: LeadCreate, caller: Caller, *, vault: ContactVault, now: datetime) -> Lead:
+    """A new lead from the request: cleaned fields, sealed contact, owner from the key."""
+    counterpart = body.counterpart
+    contact = body.counterpart_contact
+    if contact and not vault.ready:
+        raise Problem(503, "Contacts unavailable", "This service cannot store contacts yet.")
+    return Lead(
         kind=body.kind, title=body.title.strip(), description=body.description.strip(),
         target_market=body.target_market, application_areas=domain.unique(body.application_areas),
-        technologies=domain.normalise_technologies(body.technologies), cluster=caller.cluster,
-        submitted_by=caller.key_id, submitted_at=datetime.now(UTC),
+        technologies=domain.normalise_technologies(body.technologies),
+        counterpart_name=counterpart.name.strip() if counterpart else None,
+        counterpart_website=str(counterpart.website) if counterpart and counterpart.website else None,
+        counterpart_country=counterpart.country if counterpart else None,
+        counterpart_key=domain.organisation_key(counterpart.name if counterpart else None),
+        counterpart_domain=domain.website_domain(
+            str(counterpart.website) if counterpart and counterpart.website else None),
+        contact_sealed=vault.seal(contact) if contact else None,
+        urgency=body.urgency, estimated_value_eur=body.estimated_value_eur, source=body.source,
+        source_date=body.source_date, evidence_links=[str(u) for u in body.evidence_links],
+        cluster=caller.cluster, submitted_by=caller.key_id, submitted_at=now, last_activity_at=now,
     )
+
+
+async def submit_lead(
+    tx: Transaction, command: SubmitLead, *, vault: ContactVault,
+) -> Lead:
+    """Save a new lead in the caller's cluster and announce it, unless it looks like a repeat."""
+    body, caller = command.lead, command.caller
+    lead = build_lead(body, caller, vault=vault, now=datetime.now(UTC))
+    if body.duplicate_check == "warn":
+        candidates = await queries.duplicate_candidates(tx.session, lead)
+        if candidates:
+            raise LikelyDuplicate(candidates)
+    scout = await scout_for(tx, caller)
+    lead.scout_id = scout.id if scout else None
     tx.session.add(lead)
-    tx.emit(LeadSubmitted(
+    tx.session.add(LeadTransition(lead_id=lead.id, from_status=None, to_status="submitted",
+                                  by_key=caller.key_id))
+    tx.emit(scouting.LeadSubmitted(
         lead_id=lead.id, kind=body.kind, title=lead.title, target_market=lead.target_market,
         cluster=lead.cluster, application_areas=lead.application_areas,
         technologies=lead.technologies, submitted_by=caller.key_id, submitted_at=lead.submitted_at,
+        counterpart_country=lead.counterpart_country, urgency=lead.urgency,
+        lead_source=lead.source,
     ))
     await tx.audit(api_key_id=caller.key_id, action="lead.submit", subject=str(lead.id))
     return lead
+
+
+async def _lead_for(tx: Transaction, lead_id: UUID, caller: Caller, *, lock: bool = True) -> Lead:
+    lead = await tx.session.get(Lead, lead_id, with_for_update=lock)
+    if lead is None or not domain.visible_to(lead, caller):
+        raise Problem(404, "Not found", f"No lead {lead_id} visible to this key.")
+    return lead
+
+
+async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, caller: Caller) -> Lead:
+    """Correct an open lead's details (its owner scout, or its cluster's partners and managers)."""
+    lead = await _lead_for(tx, lead_id, caller)
+    if not domain.may_edit(lead, caller):
+        raise Problem(403, "Forbidden", "This key may read but not change the lead.")
+    if lead.status not in domain.OPEN_STATUSES:
+        raise Problem(409, "Lead closed", f"A {lead.status} lead can no longer be edited.")
+    fields = changes.model_dump(exclude_unset=True)
+    for name, value in fields.items():
+        if value is None and name in ("title", "application_areas", "technologies", "urgency",
+                                      "evidence_links"):
+            raise Problem(422, "Invalid request", f"{name} cannot be null.")
+    if "technologies" in fields:
+        fields["technologies"] = domain.normalise_technologies(fields["technologies"])
+    if "evidence_links" in fields:
+        fields["evidence_links"] = [str(u) for u in fields["evidence_links"]]
+    for name, value in fields.items():
+        setattr(lead, name, value.strip() if isinstance(value, str) else value)
+    lead.last_activity_at = datetime.now(UTC)
+    await tx.audit(api_key_id=caller.key_id, action="lead.update", subject=str(lead.id))
+    return lead
+
+
+async def transition_lead(tx: Transaction, lead_id: UUID, move: Transition, caller: Caller) -> Lead:
+    """Qualify, reject, mark duplicate, convert or close: a manager's call, recorded and announced."""
+    lead = await _lead_for(tx, lead_id, caller)
+    if not domain.may_triage(lead, caller):
+        raise Problem(403, "Forbidden", "Only the cluster's managers move leads through triage.")
+    try:
+        domain.check_transition(lead.status, move.to)
+    except domain.TransitionRefused as error:
+        raise Problem(409, "Transition refused", str(error), status_now=lead.status) from None
+    if move.to in ("rejected", "closed") and not move.reason:
+        raise Problem(422, "Reason required", f"Say why the lead is {move.to} (`reason`).")
+    if move.to == "duplicate":
+        if move.duplicate_of is None or move.duplicate_of == lead.id:
+            raise Problem(422, "Original required", "Name the earlier lead in `duplicate_of`.")
+        await _lead_for(tx, move.duplicate_of, caller, lock=False)
+    _apply(tx, lead, to=move.to, reason=move.reason, by_key=caller.key_id,
+           duplicate_of=move.duplicate_of)
+    await tx.audit(api_key_id=caller.key_id, action=f"lead.{move.to}", subject=str(lead.id))
+    return lead
+
+
+def _apply(tx: Transaction, lead: Lead, *, to: str, reason: str | None, by_key: UUID | None,
+           duplicate_of: UUID | None = None) -> None:
+    tx.session.add(LeadTransition(lead_id=lead.id, from_status=lead.status, to_status=to,
+                                  reason=reason, by_key=by_key))
+    lead.status, lead.status_reason = to, reason
+    lead.duplicate_of = duplicate_of if to == "duplicate" else lead.duplicate_of
+    lead.last_activity_at = datetime.now(UTC)
+    ids = {"lead_id": lead.id, "cluster": lead.cluster, "target_market": lead.target_market}
+    event = {
+        "qualified": lambda: scouting.LeadQualified(
+            **ids, kind=lead.kind, application_areas=lead.application_areas,
+            technologies=lead.technologies),
+        "rejected": lambda: scouting.LeadRejected(**ids, reason=reason or ""),
+        "duplicate": lambda: scouting.LeadMarkedDuplicate(**ids, duplicate_of=duplicate_of),
+        "converted": lambda: scouting.LeadConverted(**ids),
+        "closed": lambda: scouting.LeadClosed(**ids, reason=reason or ""),
+    }.get(to)
+    if event:
+        tx.emit(event())
+
+
+async def renew_lead(tx: Transaction, lead_id: UUID, caller: Caller) -> Lead:
+    """Say a stale lead is still alive: its expiry clock starts again."""
+    lead = await _lead_for(tx, lead_id, caller)
+    if not domain.may_edit(lead, caller):
+        raise Problem(403, "Forbidden", "This key may read but not change the lead.")
+    if lead.status not in domain.OPEN_STATUSES:
+        raise Problem(409, "Lead closed", f"A {lead.status} lead cannot be renewed.")
+    lead.last_activity_at = datetime.now(UTC)
+    await tx.audit(api_key_id=caller.key_id, action="lead.renew", subject=str(lead.id))
+    return lead
+
+
+async def hand_over_contact(tx: Transaction, lead_id: UUID, *, vault: ContactVault) -> dict:
+    """The counterpart contact for crm; audited, since it is personal data leaving the service."""
+    lead = await tx.session.get(Lead, lead_id)
+    if lead is None or lead.contact_sealed is None:
+        raise Problem(404, "Not found", f"Lead {lead_id} holds no counterpart contact.")
+    await tx.audit(api_key_id=None, action="lead.contact_handover", subject=str(lead_id))
+    return {"lead_id": lead.id, "cluster": lead.cluster, "counterpart_name": lead.counterpart_name,
+            "contact": vault.open(lead.contact_sealed)}
+
+
+# --- events from other services -------------------------------------------------------------
+
+async def on_match(tx: Transaction, event: Event[matching.MatchEvent]) -> None:
+    """A match for a qualified lead moves it to matched; other states are left as they are."""
+    lead = await tx.session.get(Lead, event.data.lead_id, with_for_update=True)
+    if lead is not None and lead.status == "qualified":
+        _apply(tx, lead, to="matched", reason=f"match {event.data.match_id}", by_key=None)
+
+
+async def on_contact_established(tx: Transaction, event: Event[crm.ContactEstablished]) -> None:
+    """crm holds the contact now: erase scouting's copy."""
+    if event.data.lead_id is None:
+        return
+    await tx.session.execute(
+        sa.update(Lead).where(Lead.id == event.data.lead_id, Lead.contact_sealed.is_not(None))
+        .values(contact_sealed=None, contact_erased_at=datetime.now(UTC)))

@@ -2,15 +2,20 @@
 
 from fastapi import FastAPI
 
-from services.scouting.api import router
+from services.scouting.api import internal, router
 from services.scouting.consumers import consumers
+from services.scouting.contacts import ContactVault
+from services.scouting.settings import ScoutingSettings, get_scouting_settings
 from shared.service import create_service_app
-from shared.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or get_settings(), service="scouting", title="GVN scouting",
-        description="Leads from technology scouts and partner systems: submit, qualify, follow.",
-        routers=[router], consumers=consumers,
+def create_app(settings: ScoutingSettings | None = None) -> FastAPI:
+    settings = settings or get_scouting_settings()
+    app = create_service_app(
+        settings, service="scouting", title="GVN scouting",
+        description="Leads from technology scouts and partner systems: submit, qualify, follow. "
+        "Authenticate with `Authorization: Bearer <API key>`; errors are RFC 9457 problems.",
+        routers=[router, internal], consumers=consumers,
     )
+    app.state.vault = ContactVault(settings.contact_encryption_key)
+    return app

@@ -1,28 +1,136 @@
-"""Scouting's tables and API shapes: the lead family (LeadCreate, Lead, LeadPublic)."""
+"""Scouting's tables and API shapes: scouts, leads, their transitions and imports."""
 
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.dialects.postgresql import ARRAY
 import sqlmodel
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlmodel import Column, SQLModel
 
+from services.scouting.settings import get_scouting_settings
 from shared.contracts.scouting import LeadKind
 
-Market = Literal["CA", "US-EAST", "US-WEST", "IL", "KR", "JP", "SG", "MY", "AU", "NZ"]
 ApplicationArea = Literal[
     "diagnostics", "interventional_imaging", "therapy", "sensing", "regenerative_medicine",
     "biomaterials", "digital_health", "advanced_manufacturing",
 ]
 LeadStatus = Literal["submitted", "qualified", "rejected", "duplicate", "matched", "converted",
                      "closed"]
+Urgency = Literal["low", "medium", "high"]
+LeadSource = Literal["mission", "event", "desk_research", "referral"]
+MarketCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z]{2,4})?$", max_length=8)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=60)]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+NOW = sa.text("now()")
+
+
+def _utc(name: str, **kw) -> Column:  # noqa: ANN003
+    return Column(name, sa.DateTime(timezone=True), **kw)
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+class Scout(SQLModel, table=True):
+    """A person with a scout key; known to scouting from the key's first use."""
+
+    __tablename__ = "scouts"
+
+    id: UUID = sqlmodel.Field(default_factory=uuid4, primary_key=True)
+    key_id: UUID = sqlmodel.Field(unique=True)
+    name: str
+    home_cluster: str
+    affiliate_market: str | None = None
+    active: bool = True
+
+
+class Lead(SQLModel, table=True):
+    __tablename__ = "leads"
+
+    id: UUID = sqlmodel.Field(default_factory=uuid4, primary_key=True)
+    kind: str
+    title: str
+    description: str
+    target_market: str
+    application_areas: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
+    technologies: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
+    counterpart_name: str | None = None
+    counterpart_website: str | None = None
+    counterpart_country: str | None = None
+    counterpart_key: str | None = None  # normalised name, for duplicate hints
+    counterpart_domain: str | None = None
+    contact_sealed: bytes | None = None  # the counterpart contact, encrypted; None once erased
+    contact_erased_at: datetime | None = sqlmodel.Field(default=None, sa_column=_utc("contact_erased_at"))
+    urgency: str = "medium"
+    estimated_value_eur: int | None = None
+    source: str | None = None
+    source_date: date | None = None
+    evidence_links: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
+    status: str = "submitted"
+    status_reason: str | None = None
+    duplicate_of: UUID | None = None
+    cluster: str
+    scout_id: UUID | None = None
+    submitted_by: UUID
+    submitted_at: datetime = sqlmodel.Field(sa_column=_utc("submitted_at", nullable=False))
+    last_activity_at: datetime = sqlmodel.Field(sa_column=_utc("last_activity_at", nullable=False))
+    search: str | None = sqlmodel.Field(default=None, sa_column=Column(
+        "search", TSVECTOR, sa.Computed(
+            "to_tsvector('simple', coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
+            "|| coalesce(counterpart_name,''))", persisted=True)))
+
+
+class LeadTransition(SQLModel, table=True):
+    """Every status change of a lead: who, when, why."""
+
+    __tablename__ = "lead_transitions"
+
+    id: int | None = sqlmodel.Field(default=None, primary_key=True)
+    lead_id: UUID = sqlmodel.Field(index=True)
+    from_status: str | None
+    to_status: str
+    reason: str | None = None
+    by_key: UUID | None = None  # None: the platform itself (an event)
+    at: datetime = sqlmodel.Field(sa_column=_utc("at", nullable=False, server_default=NOW))
+
+
+# --- API shapes -----------------------------------------------------------------------------
+
+class Counterpart(BaseModel):
+    """The organisation the lead is about (not a person)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=2, max_length=200, examples=["Kansai Medical Optics KK"])
+    website: AnyHttpUrl | None = Field(None, examples=["https://kansai-medical-optics.example.jp"])
+    country: Country | None = Field(None, description="ISO 3166 alpha-2.", examples=["JP"])
+
+
+class CounterpartContact(BaseModel):
+    """The person to talk to. Personal data: encrypted at rest, never in events, handed to crm."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=2, max_length=200, examples=["Dr. Aiko Tanaka"])
+    email: EmailStr | None = Field(None, examples=["a.tanaka@kansai-medical-optics.example.jp"])
+    phone: str | None = Field(None, max_length=40, pattern=r"^\+?[0-9 ()./-]{5,40}$",
+                              examples=["+81 6 1234 5678"])
 
 
 class LeadCreate(BaseModel):
-    """What a scout or partner system submits. Status, owner and ids are set by the service."""
+    """What a scout or partner system submits. Status, owner, cluster, ids and timestamps are
+    the service's to set: sending them is refused."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -30,46 +138,120 @@ class LeadCreate(BaseModel):
     title: str = Field(min_length=3, max_length=200, description="Short title.",
                        examples=["Handheld OCT for ENT clinics"])
     description: str = Field("", max_length=5000, description="What the need or candidate is.")
-    target_market: Market = Field(description="Target market code.", examples=["JP"])
+    target_market: MarketCode = Field(
+        description="Market code: CA, US-EAST, US-WEST, IL, KR, JP, SG, MY, AU, NZ (and any "
+        "configured with EXTRA_MARKETS).", examples=["JP"])
     application_areas: list[ApplicationArea] = Field(
         default_factory=list, max_length=8, description="Health-photonics application areas.",
         examples=[["diagnostics"]])
-    technologies: list[str] = Field(
+    technologies: list[Tag] = Field(
         default_factory=list, max_length=20, description="Free tags, normalised on save.",
         examples=[["optical coherence tomography"]])
+    counterpart: Counterpart | None = Field(None, description="The organisation concerned.")
+    counterpart_contact: CounterpartContact | None = Field(
+        None, description="The person to contact (kept encrypted until crm takes it over).")
+    urgency: Urgency = Field("medium", description="How soon someone should act.")
+    estimated_value_eur: int | None = Field(None, ge=0, le=10**10,
+                                            description="Estimated deal value in euros.")
+    source: LeadSource | None = Field(None, description="Where the scout found it.")
+    source_date: date | None = Field(None, description="When it was found.")
+    evidence_links: list[AnyHttpUrl] = Field(default_factory=list, max_length=10,
+                                             description="Links that back the lead up.")
+    @field_validator("target_market")
+    @classmethod
+    def _known_market(cls, market: str) -> str:
+        markets = get_scouting_settings().markets  # the process's configuration
+        if market not in markets:
+            raise ValueError(f"unknown market {market!r}; one of {', '.join(markets)}")
+        return market
+
+    duplicate_check: Literal["warn", "confirmed_new"] = Field(
+        "warn", description="`warn` (default): a likely duplicate is refused with 409 and the "
+        "candidates; `confirmed_new`: save it anyway.")
 
 
-class Lead(SQLModel, table=True):
-    """A lead as scouting keeps it."""
+class LeadUpdate(BaseModel):
+    """Fields a scout may still correct while the lead is open."""
 
-    __tablename__ = "leads"
+    model_config = ConfigDict(extra="forbid")
 
-    id: UUID = sqlmodel.Field(default_factory=uuid4, primary_key=True)
-    kind: str
-    title: str
-    description: str
-    target_market: str = sqlmodel.Field(index=True)
-    application_areas: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
-    technologies: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
-    status: str = sqlmodel.Field(default="submitted", index=True)
-    cluster: str = sqlmodel.Field(index=True)
-    submitted_by: UUID = sqlmodel.Field(index=True)
-    submitted_at: datetime = sqlmodel.Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+    title: str | None = Field(None, min_length=3, max_length=200)
+    description: str | None = Field(None, max_length=5000)
+    application_areas: list[ApplicationArea] | None = Field(None, max_length=8)
+    technologies: list[Tag] | None = Field(None, max_length=20)
+    urgency: Urgency | None = None
+    estimated_value_eur: int | None = Field(None, ge=0, le=10**10)
+    evidence_links: list[AnyHttpUrl] | None = Field(None, max_length=10)
+
+
+class Transition(BaseModel):
+    """A move in the workflow: qualify, reject (reason), mark duplicate (of), convert, close."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: Literal["qualified", "rejected", "duplicate", "converted", "closed"]
+    reason: str | None = Field(None, max_length=500, description="Required for rejected, closed.")
+    duplicate_of: UUID | None = Field(None, description="Required for duplicate.")
 
 
 class LeadPublic(BaseModel):
-    """A lead as the API shows it."""
+    """A lead as the API shows it (without the counterpart contact)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     kind: LeadKind
     title: str
     description: str
-    target_market: Market
-    application_areas: list[ApplicationArea]
+    target_market: str
+    application_areas: list[str]
     technologies: list[str]
+    counterpart_name: str | None
+    counterpart_website: str | None
+    counterpart_country: str | None
+    has_contact: bool = Field(description="A counterpart contact is held (until crm takes it).")
+    urgency: Urgency
+    estimated_value_eur: int | None
+    source: str | None
+    source_date: date | None
+    evidence_links: list[str]
     status: LeadStatus
+    status_reason: str | None
+    duplicate_of: UUID | None
+    stale: bool = Field(description="Open and not acted on for the configured period.")
     cluster: str
+    scout_id: UUID | None
     submitted_by: UUID
     submitted_at: datetime
+    last_activity_at: datetime
 
+
+class LeadPage(BaseModel):
+    items: list[LeadPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
+
+
+class DuplicateCandidate(BaseModel):
+    id: UUID
+    title: str
+    status: LeadStatus
+    why: str = Field(description="same_counterpart, same_website or similar_text.")
+
+
+class TransitionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    by_key: UUID | None
+    at: datetime
+
+
+class ContactHandover(BaseModel):
+    """The counterpart contact, for crm only (internal endpoint)."""
+
+    lead_id: UUID
+    cluster: str
+    counterpart_name: str | None
+    contact: CounterpartContact

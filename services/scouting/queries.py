@@ -1,11 +1,124 @@
-"""Scouting's read side: plain queries, no transaction of their own to commit."""
+"""Scouting's read side: lead lookup, filtered search with cursor pages, duplicate candidates."""
 
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
-from services.scouting.models import Lead
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.scouting import domain
+from services.scouting.models import Lead, LeadTransition
+from shared.auth import Caller
 from shared.db import Database
+from shared.problems import Problem
+
+DUPLICATE_LOOKBACK = timedelta(days=365)
 
 
 async def lead_by_id(db: Database, lead_id: UUID) -> Lead | None:
     async with db.sessions() as session:
         return await session.get(Lead, lead_id)
+
+
+async def transitions(db: Database, lead_id: UUID) -> list[LeadTransition]:
+    query = (sa.select(LeadTransition).where(LeadTransition.lead_id == lead_id)
+             .order_by(LeadTransition.id))
+    async with db.sessions() as session:
+        return list((await session.execute(query)).scalars())
+
+
+async def duplicate_candidates(session: AsyncSession, lead: Lead) -> list[dict[str, Any]]:
+    """Open leads of the same cluster and market that look like `lead`, with the reason."""
+    same_place = sa.and_(
+        Lead.cluster == lead.cluster, Lead.target_market == lead.target_market,
+        Lead.status.in_(domain.OPEN_STATUSES),
+        Lead.submitted_at > datetime.now(UTC) - DUPLICATE_LOOKBACK)
+    hints = [Lead.search.op("@@")(sa.func.plainto_tsquery("simple", lead.title))]
+    if lead.counterpart_key:
+        hints.append(Lead.counterpart_key == lead.counterpart_key)
+    if lead.counterpart_domain:
+        hints.append(Lead.counterpart_domain == lead.counterpart_domain)
+    query = (sa.select(Lead).where(same_place, sa.or_(*hints))
+             .order_by(Lead.submitted_at.desc()).limit(50))
+    found = []
+    for old in (await session.execute(query)).scalars():
+        if why := domain.duplicate_reason(lead, old):
+            found.append({"id": old.id, "title": old.title, "status": old.status, "why": why})
+    return found[:10]
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    status: str | None = None
+    market: str | None = None
+    kind: str | None = None
+    application_area: str | None = None
+    scout_id: UUID | None = None
+    cluster: str | None = None
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+    q: str | None = None
+    stale: bool | None = None
+
+
+def encode_cursor(lead: Lead) -> str:
+    raw = json.dumps([lead.submitted_at.isoformat(), str(lead.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, lead_id = json.loads(raw)
+        return datetime.fromisoformat(at), UUID(lead_id)
+    except (ValueError, TypeError) as error:
+        raise Problem(400, "Invalid cursor", "Use the next_cursor of a previous page.") from error
+
+
+def _visible(caller: Caller) -> sa.ColumnElement[bool]:
+    if caller.role == "scout":
+        return Lead.submitted_by == caller.key_id
+    if caller.cluster:
+        return Lead.cluster == caller.cluster
+    return sa.true()
+
+
+def _filtered(query: sa.Select, f: LeadFilter, *, stale_after: timedelta) -> sa.Select:
+    simple = {Lead.status: f.status, Lead.target_market: f.market, Lead.kind: f.kind,
+              Lead.scout_id: f.scout_id, Lead.cluster: f.cluster}
+    for column, value in simple.items():
+        if value is not None:
+            query = query.where(column == value)
+    if f.application_area:
+        query = query.where(Lead.application_areas.any(f.application_area))
+    if f.submitted_from:
+        query = query.where(Lead.submitted_at >= f.submitted_from)
+    if f.submitted_to:
+        query = query.where(Lead.submitted_at < f.submitted_to + timedelta(days=1))
+    if f.q:
+        query = query.where(Lead.search.op("@@")(sa.func.websearch_to_tsquery("simple", f.q)))
+    if f.stale is not None:
+        stale = sa.and_(Lead.status.in_(domain.OPEN_STATUSES),
+                        Lead.last_activity_at < datetime.now(UTC) - stale_after)
+        query = query.where(stale if f.stale else sa.not_(stale))
+    return query
+
+
+async def lead_page(
+    db: Database, *, caller: Caller, filters: LeadFilter, cursor: str | None, limit: int,
+    stale_after: timedelta,
+) -> tuple[list[Lead], str | None]:
+    """One page of leads, newest first, stable under inserts (keyset on submitted_at, id)."""
+    query = _filtered(sa.select(Lead).where(_visible(caller)), filters, stale_after=stale_after)
+    if cursor:
+        at, lead_id = decode_cursor(cursor)
+        query = query.where(sa.tuple_(Lead.submitted_at, Lead.id) < sa.tuple_(at, lead_id))
+    query = query.order_by(Lead.submitted_at.desc(), Lead.id.desc()).limit(limit + 1)
+    async with db.sessions() as session:
+        leads = list((await session.execute(query)).scalars())
+    more = len(leads) > limit
+    return leads[:limit], encode_cursor(leads[limit - 1]) if more else None

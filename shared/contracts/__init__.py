@@ -3,11 +3,17 @@
 Schemas (JSON Schema, AsyncAPI) are generated from these models, never written twice.
 """
 
+from shared.contracts import crm, matching, scouting
 from shared.contracts.base import EventData
-from shared.contracts.scouting import LeadSubmitted
 
 CONTRACTS: dict[str, type[EventData]] = {
-    model.event_type: model for model in (LeadSubmitted,)
+    model.event_type: model
+    for model in (
+        scouting.LeadSubmitted, scouting.LeadQualified, scouting.LeadRejected,
+        scouting.LeadMarkedDuplicate, scouting.LeadConverted, scouting.LeadClosed,
+        matching.MatchProposed, matching.MatchAccepted,
+        crm.ContactEstablished,
+    )
 }
 
 
