@@ -71,32 +71,42 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse bodies over `max_bytes` with 413 before any handler sees them."""
+    """Refuse bodies over the limit with 413 before any handler sees them.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    `uploads` raises the limit for paths that take files (path prefix -> bytes).
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, uploads: dict[str, int] | None = None,
+                 ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}
+
+    def limit_for(self, path: str) -> int:
+        return next((limit for prefix, limit in self.uploads.items() if path.startswith(prefix)),
+                    self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.limit_for(scope.get("path", ""))
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await self._refuse(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await self._refuse(scope, receive, send, limit)
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise Problem(413, "Body too large", f"Bodies are limited to {self.max_bytes} bytes.")
+            if received > limit:
+                raise Problem(413, "Body too large", f"Bodies are limited to {limit} bytes.")
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(413, "Body too large",
-                                    f"Bodies are limited to {self.max_bytes} bytes.",
+                                    f"Bodies are limited to {limit} bytes.",
                                     instance=scope.get("path", ""))
         await response(scope, receive, send)

@@ -27,8 +27,12 @@ ConsumerFactory = Callable[[Settings, Database], list[EventConsumer]]
 def create_service_app(
     settings: Settings, *, service: str, title: str, description: str,
     routers: list[APIRouter], consumers: ConsumerFactory | None = None,
+    uploads: dict[str, int] | None = None,
 ) -> FastAPI:
-    """A FastAPI app for one service, with everything every service has."""
+    """A FastAPI app for one service, with everything every service has.
+
+    `uploads` lifts the body limit for upload paths (path prefix -> bytes).
+    """
     setup_telemetry(settings, service=service)
 
     @asynccontextmanager
@@ -56,7 +60,7 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.service, app.state.settings = service, settings
     install_problem_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.include_router(operations_router(settings))
     for router in routers:
         app.include_router(router)
