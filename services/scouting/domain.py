@@ -62,6 +62,7 @@ def organisation_key(name: str | None) -> str | None:
     if not name:
         return None
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    ascii_name = ascii_name.replace(".", "")  # "K.K." and "KK", "Co." and "Co" alike
     words = sorted(set(_WORD.findall(ascii_name)) - _LEGAL_FORMS)
     return " ".join(words) or None
 

@@ -94,7 +94,7 @@ def _filtered(query: sa.Select, f: LeadFilter, *, stale_after: timedelta) -> sa.
         if value is not None:
             query = query.where(column == value)
     if f.application_area:
-        query = query.where(Lead.application_areas.any(f.application_area))
+        query = query.where(sa.literal(f.application_area) == sa.any_(Lead.application_areas))
     if f.submitted_from:
         query = query.where(Lead.submitted_at >= f.submitted_from)
     if f.submitted_to:

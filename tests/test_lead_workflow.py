@@ -1,0 +1,228 @@
+"""The lead workflow as a manager and a scout live it: triage, duplicates, search, expiry,
+and leads moved on by other services' events."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+
+from services.scouting.domain import check_transition, duplicate_reason, organisation_key
+from shared.contracts.matching import MatchProposed
+from shared.events import Event
+from tests.conftest import Platform, a_lead, eventually
+
+
+def unique_lead(**overrides) -> dict:
+    words = " ".join(uuid.uuid4().hex[:6] for _ in range(4))
+    return a_lead(title=f"Lead {words}", description=f"About {words}", **overrides)
+
+
+async def submit(platform: Platform, who: str = "scout", **overrides) -> dict:
+    answer = await platform.scouting.post("/v1/leads", json=unique_lead(**overrides),
+                                          headers=platform.auth(who))
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def move(platform: Platform, lead: dict, who: str = "manager", **body):
+    return await platform.scouting.post(f"/v1/leads/{lead['id']}/transitions", json=body,
+                                        headers=platform.auth(who))
+
+
+async def events_for(platform: Platform, lead: dict) -> list[str]:
+    rows = await platform.sql("SELECT event_type FROM scouting.outbox WHERE key = $1 ORDER BY id",
+                              lead["id"])
+    return [r["event_type"].split(".")[-2] for r in rows]
+
+
+async def test_a_manager_qualifies_and_closes_a_lead_and_every_step_is_recorded(
+    platform: Platform,
+) -> None:
+    lead = await submit(platform)
+    qualified = await move(platform, lead, to="qualified")
+    assert qualified.status_code == 200 and qualified.json()["status"] == "qualified"
+    closed = await move(platform, lead, to="closed", reason="counterpart_unresponsive")
+    assert closed.json()["status"] == "closed"
+    history = (await platform.scouting.get(f"/v1/leads/{lead['id']}/transitions",
+                                           headers=platform.auth("scout"))).json()
+    assert [(h["from_status"], h["to_status"]) for h in history] == [
+        (None, "submitted"), ("submitted", "qualified"), ("qualified", "closed")]
+    assert history[-1]["reason"] == "counterpart_unresponsive"
+    assert history[-1]["by_key"] == str(platform.key_ids["manager"])
+    assert await events_for(platform, lead) == ["submitted", "qualified", "closed"]
+
+
+async def test_an_invalid_transition_is_refused_with_409_and_says_what_is_allowed(
+    platform: Platform,
+) -> None:
+    lead = await submit(platform)
+    refused = await move(platform, lead, to="converted")
+    assert refused.status_code == 409
+    assert "allowed from submitted: duplicate, qualified, rejected" in refused.json()["detail"]
+    assert (await move(platform, lead, to="rejected")).status_code == 422  # reason required
+    assert await events_for(platform, lead) == ["submitted"]
+
+
+async def test_marking_a_duplicate_links_the_original_and_announces_it(platform: Platform) -> None:
+    original, repeat = await submit(platform), await submit(platform)
+    marked = await move(platform, repeat, to="duplicate", duplicate_of=original["id"])
+    assert marked.json()["status"] == "duplicate"
+    assert marked.json()["duplicate_of"] == original["id"]
+    assert await events_for(platform, repeat) == ["submitted", "duplicate"]
+    missing = await move(platform, await submit(platform), to="duplicate",
+                         duplicate_of=str(uuid.uuid4()))
+    assert missing.status_code == 404
+
+
+async def test_scouts_and_partners_cannot_triage(platform: Platform) -> None:
+    lead = await submit(platform)
+    for who in ("scout", "partner", "ops"):
+        assert (await move(platform, lead, who=who, to="qualified")).status_code == 403
+
+
+async def test_a_likely_duplicate_is_flagged_before_saving_and_can_be_confirmed(
+    platform: Platform,
+) -> None:
+    first = unique_lead(counterpart={"name": "Kansai Medical Optics K.K.",
+                                     "website": "https://www.kmo.example.jp/en", "country": "JP"})
+    first["duplicate_check"] = "warn"
+    assert (await platform.scouting.post("/v1/leads", json=first,
+                                         headers=platform.auth("scout"))).status_code == 201
+    again = unique_lead(counterpart={"name": "KANSAI MEDICAL OPTICS"})
+    again["duplicate_check"] = "warn"
+    before = await platform.sql("SELECT count(*) AS n FROM scouting.leads")
+    flagged = await platform.scouting.post("/v1/leads", json=again, headers=platform.auth("scout"))
+    assert flagged.status_code == 409
+    [candidate] = flagged.json()["candidates"]
+    assert candidate["why"] == "same_counterpart" and candidate["title"] == first["title"]
+    assert await platform.sql("SELECT count(*) AS n FROM scouting.leads") == before
+    again["duplicate_check"] = "confirmed_new"
+    saved = await platform.scouting.post("/v1/leads", json=again, headers=platform.auth("scout"))
+    assert saved.status_code == 201
+
+
+async def test_near_identical_text_is_a_duplicate_hint_but_another_cluster_is_not_told(
+    platform: Platform,
+) -> None:
+    lead = await submit(platform)
+    check = {k: lead[k] for k in ("kind", "title", "description", "target_market")}
+    hints = await platform.scouting.post("/v1/leads/duplicate-check", json=check,
+                                         headers=platform.auth("other_scout"))
+    assert [h["id"] for h in hints.json()] == [lead["id"]]
+    assert hints.json()[0]["why"] == "similar_text"
+    other = await platform.scouting.post("/v1/leads/duplicate-check", json=check,
+                                         headers=platform.auth("other_partner"))
+    assert other.json() == []
+
+
+async def test_leads_are_searchable_and_pages_are_stable(platform: Platform) -> None:
+    marker = uuid.uuid4().hex[:8]
+    for n in range(5):
+        await submit(platform, who="partner", target_market="KR",
+                     technologies=[f"tag{marker}"], application_areas=["sensing"])
+    found = []
+    cursor = None
+    while True:
+        params = {"market": "KR", "application_area": "sensing", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await platform.scouting.get("/v1/leads", params=params,
+                                            headers=platform.auth("manager"))).json()
+        found += [i for i in page["items"] if f"tag{marker}" in i["technologies"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(found) == 5
+    stamps = [(i["submitted_at"], i["id"]) for i in found]
+    assert stamps == sorted(stamps, reverse=True)
+    text = (await platform.scouting.get("/v1/leads", params={"q": found[0]["title"].split()[1]},
+                                        headers=platform.auth("manager"))).json()
+    assert [i["id"] for i in text["items"]] == [found[0]["id"]]
+    bad = await platform.scouting.get("/v1/leads", params={"cursor": "nonsense"},
+                                      headers=platform.auth("manager"))
+    assert bad.status_code == 400
+
+
+async def test_a_lead_left_alone_turns_stale_and_renewing_it_revives_it(platform: Platform) -> None:
+    lead = await submit(platform)
+    await platform.sql("UPDATE scouting.leads SET last_activity_at = $2 WHERE id = $1",
+                       uuid.UUID(lead["id"]), datetime.now(UTC) - timedelta(days=45))
+    stale = (await platform.scouting.get(f"/v1/leads/{lead['id']}",
+                                         headers=platform.auth("scout"))).json()
+    assert stale["stale"] is True
+    listed = (await platform.scouting.get("/v1/leads", params={"stale": "true"},
+                                          headers=platform.auth("scout"))).json()
+    assert lead["id"] in [i["id"] for i in listed["items"]]
+    renewed = await platform.scouting.post(f"/v1/leads/{lead['id']}/renew",
+                                           headers=platform.auth("scout"))
+    assert renewed.json()["stale"] is False
+
+
+async def test_a_scout_corrects_an_open_lead_but_not_a_closed_one(platform: Platform) -> None:
+    lead = await submit(platform)
+    fixed = await platform.scouting.patch(f"/v1/leads/{lead['id']}", json={
+        "title": "Corrected title", "technologies": ["Raman Spectroscopy"]},
+        headers=platform.auth("scout"))
+    assert fixed.json()["title"] == "Corrected title"
+    assert fixed.json()["technologies"] == ["raman-spectroscopy"]
+    await move(platform, lead, to="rejected", reason="out_of_scope")
+    late = await platform.scouting.patch(f"/v1/leads/{lead['id']}", json={"title": "Too late"},
+                                         headers=platform.auth("scout"))
+    assert late.status_code == 409
+
+
+async def test_a_match_from_matching_moves_a_qualified_lead_to_matched(platform: Platform) -> None:
+    lead = await submit(platform)
+    await move(platform, lead, to="qualified")
+    match = Event(data=MatchProposed(match_id=uuid.uuid4(), lead_id=lead["id"],
+                                     offering_id=uuid.uuid4(), cluster="LITEK", score=0.82))
+    producer = AIOKafkaProducer(bootstrap_servers=platform.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(match.data.topic, key=match.subject.encode(),
+                                     value=match.body(),
+                                     headers=[(k, v.encode()) for k, v in match.headers().items()])
+    finally:
+        await producer.stop()
+
+    async def matched() -> bool:
+        got = await platform.scouting.get(f"/v1/leads/{lead['id']}", headers=platform.auth("scout"))
+        return got.json()["status"] == "matched"
+    await eventually(matched)
+    history = (await platform.scouting.get(f"/v1/leads/{lead['id']}/transitions",
+                                           headers=platform.auth("manager"))).json()
+    assert history[-1]["by_key"] is None and str(match.data.match_id) in history[-1]["reason"]
+
+
+def test_the_workflow_allows_only_its_documented_moves() -> None:
+    check_transition("submitted", "qualified")
+    check_transition("matched", "converted")
+    for current, target in [("submitted", "matched"), ("rejected", "qualified"),
+                            ("converted", "closed"), ("qualified", "submitted")]:
+        try:
+            check_transition(current, target)
+        except ValueError:
+            continue
+        raise AssertionError(f"{current} -> {target} was allowed")
+
+
+def test_organisation_names_compare_without_legal_forms_case_or_accents() -> None:
+    assert organisation_key("Nikon Healthcare Co., Ltd.") == organisation_key("NIKON HEALTHCARE")
+    assert organisation_key("Öptik GmbH") == organisation_key("optik")
+    assert organisation_key("Ltd.") is None
+
+
+def test_duplicate_reasons_name_what_matched() -> None:
+    from types import SimpleNamespace as Lead
+
+    new = Lead(title="Handheld OCT for ENT", description="clinics in Osaka want one",
+               counterpart_key="optics kansai", counterpart_domain="kmo.jp")
+    assert duplicate_reason(new, Lead(title="x", description="", counterpart_key="optics kansai",
+                                      counterpart_domain=None)) == "same_counterpart"
+    assert duplicate_reason(new, Lead(title="y", description="", counterpart_key=None,
+                                      counterpart_domain="kmo.jp")) == "same_website"
+    assert duplicate_reason(new, Lead(title="Handheld OCT for ENT",
+                                      description="clinics in Osaka want one!",
+                                      counterpart_key=None, counterpart_domain=None)) == "similar_text"
+    assert duplicate_reason(new, Lead(title="Raman probe", description="for breast surgery",
+                                      counterpart_key=None, counterpart_domain=None)) is None
