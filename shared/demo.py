@@ -31,7 +31,11 @@ DEMO_LEADS = (  # (scout, lead)
         "description": "Mid-size distributor of surgical lasers seeks European ultrafast "
                        "laser sources for ophthalmology.",
         "target_market": "JP", "application_areas": ["therapy"],
-        "technologies": ["ultrafast lasers"]}),
+        "technologies": ["ultrafast lasers"],
+        "counterpart": {"name": "Kansai Surgical Supply K.K.",
+                        "website": "https://kansai-surgical.example.jp", "country": "JP"},
+        "counterpart_contact": {"name": "Kenji Mori", "email": "k.mori@kansai-surgical.example.jp"},
+        "urgency": "high", "source": "mission", "source_date": "2026-10-14"}),
     ("scout-montreal", {
         "kind": "partner_candidate", "title": "Hospital innovation unit wants NIR imaging pilot",
         "description": "A Montreal university hospital seeks a partner for a fluorescence-guided "
@@ -48,7 +52,9 @@ DEMO_LEADS = (  # (scout, lead)
         "description": "Tel Aviv consultancy offering AMAR registration support for Class II "
                        "optical devices.",
         "target_market": "IL", "application_areas": ["digital_health"],
-        "technologies": ["regulatory"]}),
+        "technologies": ["regulatory"],
+        "counterpart": {"name": "Shfela RegAffairs Ltd", "country": "IL"},
+        "source": "referral"}),
     ("scout-tel-aviv", {
         "kind": "market_need", "title": "Raman spectroscopy for intra-operative margin checks",
         "description": "Breast-surgery departments want sub-minute tissue margin assessment.",
@@ -74,4 +80,5 @@ async def load_demo(settings: Settings, *, data_dir: Path, scouting_url: str) ->
     saved.chmod(0o600)
     env = "".join(f"export GVN_{n.upper().replace('-', '_')}_KEY={t}\n" for n, t in keys.items())
     (data_dir / "demo-keys.env").write_text(env)
+    (data_dir / "demo-keys.env").chmod(0o600)
     return keys

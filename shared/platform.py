@@ -96,8 +96,25 @@ async def _postgres(settings: Settings, data_dir: Path) -> Settings:
     return settings.model_copy(update={"database_url": url})
 
 
+def development_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets the environment did not set: made once, kept (0600) in the data folder."""
+    import json
+    import secrets
+
+    from services.scouting.contacts import new_key
+
+    path = data_dir / "secrets.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    made = {"CONTACT_ENCRYPTION_KEY": saved.get("CONTACT_ENCRYPTION_KEY") or new_key(),
+            "INTERNAL_API_TOKEN": saved.get("INTERNAL_API_TOKEN") or secrets.token_hex(32)}
+    if made != saved:
+        path.write_text(json.dumps(made))
+        path.chmod(0o600)
+    return {name: value for name, value in made.items() if name not in os.environ}
+
+
 def _spawn(settings: Settings, service: str, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": settings.database_url,
+    env = {**os.environ, **development_secrets(data_dir), "DATABASE_URL": settings.database_url,
            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers}
     env.pop("PORT", None)
     log = open(data_dir / f"{service}.log", "ab")  # noqa: SIM115 - the child owns it

@@ -226,3 +226,23 @@ def test_duplicate_reasons_name_what_matched() -> None:
                                       counterpart_key=None, counterpart_domain=None)) == "similar_text"
     assert duplicate_reason(new, Lead(title="Raman probe", description="for breast surgery",
                                       counterpart_key=None, counterpart_domain=None)) is None
+
+
+async def test_a_manager_deactivates_a_scout_who_then_cannot_submit(platform: Platform) -> None:
+    from shared.keys import create_key
+
+    _, token = await create_key(platform.settings, role="scout", cluster="LITEK", name="Ana Ruiz")
+    auth = {"Authorization": f"Bearer {token}"}
+    assert (await platform.scouting.post("/v1/leads", json=unique_lead(),
+                                         headers=auth)).status_code == 201
+    [me] = (await platform.scouting.get("/v1/scouts", headers=auth)).json()
+    assert (me["name"], me["home_cluster"], me["active"]) == ("Ana Ruiz", "LITEK", True)
+    other = await platform.scouting.patch(f"/v1/scouts/{me['id']}", json={"active": False},
+                                          headers=platform.auth("other_partner"))
+    assert other.status_code == 403
+    done = await platform.scouting.patch(f"/v1/scouts/{me['id']}",
+                                         json={"active": False, "affiliate_market": "JP"},
+                                         headers=platform.auth("manager"))
+    assert done.json()["active"] is False and done.json()["affiliate_market"] == "JP"
+    refused = await platform.scouting.post("/v1/leads", json=unique_lead(), headers=auth)
+    assert refused.status_code == 403 and "inactive" in refused.json()["detail"]

@@ -9,7 +9,15 @@ import sqlalchemy as sa
 
 from services.scouting import domain, queries
 from services.scouting.contacts import ContactVault
-from services.scouting.models import Lead, LeadCreate, LeadTransition, LeadUpdate, Scout, Transition
+from services.scouting.models import (
+    Lead,
+    LeadCreate,
+    LeadTransition,
+    LeadUpdate,
+    Scout,
+    ScoutUpdate,
+    Transition,
+)
 from shared.auth import Caller
 from shared.contracts import crm, matching, scouting
 from shared.events import Event
@@ -203,3 +211,17 @@ async def on_contact_established(tx: Transaction, event: Event[crm.ContactEstabl
     await tx.session.execute(
         sa.update(Lead).where(Lead.id == event.data.lead_id, Lead.contact_sealed.is_not(None))
         .values(contact_sealed=None, contact_erased_at=datetime.now(UTC)))
+
+
+async def update_scout(tx: Transaction, scout_id: UUID, changes: ScoutUpdate,
+                       caller: Caller) -> Scout:
+    """A cluster manager renames, re-assigns or (de)activates one of the cluster's scouts."""
+    scout = await tx.session.get(Scout, scout_id, with_for_update=True)
+    if scout is None or not caller.may_act_for(scout.home_cluster):
+        raise Problem(404, "Not found", f"No scout {scout_id} in this key's cluster.")
+    for name, value in changes.model_dump(exclude_unset=True).items():
+        if value is None and name in ("name", "active"):
+            raise Problem(422, "Invalid request", f"{name} cannot be null.")
+        setattr(scout, name, value)
+    await tx.audit(api_key_id=caller.key_id, action="scout.update", subject=str(scout.id))
+    return scout

@@ -255,3 +255,24 @@ class ContactHandover(BaseModel):
     cluster: str
     counterpart_name: str | None
     contact: CounterpartContact
+
+
+class ScoutPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    key_id: UUID = Field(description="The API key the scout works with.")
+    name: str
+    home_cluster: str
+    affiliate_market: str | None = Field(description="The market the scout covers, if one.")
+    active: bool
+
+
+class ScoutUpdate(BaseModel):
+    """What a cluster manager may change about a scout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=2, max_length=200)
+    affiliate_market: MarketCode | None = None
+    active: bool | None = Field(None, description="An inactive scout cannot submit leads.")

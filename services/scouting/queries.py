@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scouting import domain
-from services.scouting.models import Lead, LeadTransition
+from services.scouting.models import Lead, LeadTransition, Scout
 from shared.auth import Caller
 from shared.db import Database
 from shared.problems import Problem
@@ -122,3 +122,14 @@ async def lead_page(
         leads = list((await session.execute(query)).scalars())
     more = len(leads) > limit
     return leads[:limit], encode_cursor(leads[limit - 1]) if more else None
+
+
+async def scouts(db: Database, *, caller: Caller) -> list[Scout]:
+    """A cluster's scouts for its managers; everyone's for ops and admin; oneself for a scout."""
+    query = sa.select(Scout).order_by(Scout.name, Scout.id)
+    if caller.role == "scout":
+        query = query.where(Scout.key_id == caller.key_id)
+    elif caller.cluster:
+        query = query.where(Scout.home_cluster == caller.cluster)
+    async with db.sessions() as session:
+        return list((await session.execute(query)).scalars())
