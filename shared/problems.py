@@ -1,5 +1,6 @@
 """Errors as RFC 9457 problem details, and the request-size limit that guards every body."""
 
+import fnmatch
 import logging
 from typing import Any
 
@@ -73,7 +74,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 class BodyLimit:
     """Refuse bodies over the limit with 413 before any handler sees them.
 
-    `uploads` raises the limit for paths that take files (path prefix -> bytes).
+    `uploads` raises the limit for paths that take files (fnmatch pattern -> bytes).
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, uploads: dict[str, int] | None = None,
@@ -83,8 +84,8 @@ class BodyLimit:
         self.uploads = uploads or {}
 
     def limit_for(self, path: str) -> int:
-        return next((limit for prefix, limit in self.uploads.items() if path.startswith(prefix)),
-                    self.max_bytes)
+        return next((limit for pattern, limit in self.uploads.items()
+                     if fnmatch.fnmatchcase(path, pattern)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -31,7 +31,7 @@ def create_service_app(
 ) -> FastAPI:
     """A FastAPI app for one service, with everything every service has.
 
-    `uploads` lifts the body limit for upload paths (path prefix -> bytes).
+    `uploads` lifts the body limit for upload paths (fnmatch pattern -> bytes).
     """
     setup_telemetry(settings, service=service)
 

@@ -130,3 +130,39 @@ def duplicate_reason(new: LeadLike, old: LeadLike) -> str | None:
     if similar_text(f"{new.title} {new.description}", f"{old.title} {old.description}"):
         return "similar_text"
     return None
+
+
+# Attachments: what a file must start with to be what its Content-Type says.
+ATTACHMENT_SIGNATURES = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "text/plain": (),  # any UTF-8 text
+}
+ATTACHMENT_MAX_BYTES = 5 * 1024 * 1024
+ATTACHMENTS_PER_LEAD = 10
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def attachment_problem(content_type: str, data: bytes) -> str | None:
+    """Why this file is refused, or None: type allowed, content matches it, size in limits."""
+    if content_type not in ATTACHMENT_SIGNATURES:
+        return f"type {content_type!r} is not accepted; send one of {', '.join(ATTACHMENT_SIGNATURES)}"
+    if not data:
+        return "the file is empty"
+    if len(data) > ATTACHMENT_MAX_BYTES:
+        return f"files are limited to {ATTACHMENT_MAX_BYTES} bytes"
+    signatures = ATTACHMENT_SIGNATURES[content_type]
+    if signatures and not data.startswith(signatures):
+        return f"the content is not {content_type}"
+    if not signatures:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "text files must be UTF-8"
+    return None
+
+
+def safe_filename(name: str | None) -> str:
+    cleaned = _SAFE_NAME.sub("_", (name or "").rsplit("/", 1)[-1]).strip(" .")
+    return cleaned[:120] or "attachment"

@@ -1,5 +1,6 @@
 """Scouting's use cases: each takes a transaction and a command, changes state, emits events."""
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from services.scouting import domain, queries
 from services.scouting.contacts import ContactVault
 from services.scouting.models import (
     Lead,
+    LeadAttachment,
     LeadCreate,
     LeadTransition,
     LeadUpdate,
@@ -90,15 +92,20 @@ async def submit_lead(
     tx.session.add(lead)
     tx.session.add(LeadTransition(lead_id=lead.id, from_status=None, to_status="submitted",
                                   by_key=caller.key_id))
-    tx.emit(scouting.LeadSubmitted(
-        lead_id=lead.id, kind=body.kind, title=lead.title, target_market=lead.target_market,
-        cluster=lead.cluster, application_areas=lead.application_areas,
-        technologies=lead.technologies, submitted_by=caller.key_id, submitted_at=lead.submitted_at,
-        counterpart_country=lead.counterpart_country, urgency=lead.urgency,
-        lead_source=lead.source,
-    ))
+    tx.emit(lead_submitted(lead))
     await tx.audit(api_key_id=caller.key_id, action="lead.submit", subject=str(lead.id))
     return lead
+
+
+def lead_submitted(lead: Lead) -> scouting.LeadSubmitted:
+    """The event announcing a new lead (a POST or an imported row): ids and codes, no contact."""
+    return scouting.LeadSubmitted(
+        lead_id=lead.id, kind=lead.kind, title=lead.title, target_market=lead.target_market,
+        cluster=lead.cluster, application_areas=lead.application_areas,
+        technologies=lead.technologies, submitted_by=lead.submitted_by,
+        submitted_at=lead.submitted_at, counterpart_country=lead.counterpart_country,
+        urgency=lead.urgency, lead_source=lead.source,
+    )
 
 
 async def _lead_for(tx: Transaction, lead_id: UUID, caller: Caller, *, lock: bool = True) -> Lead:
@@ -225,3 +232,27 @@ async def update_scout(tx: Transaction, scout_id: UUID, changes: ScoutUpdate,
         setattr(scout, name, value)
     await tx.audit(api_key_id=caller.key_id, action="scout.update", subject=str(scout.id))
     return scout
+
+
+async def attach_file(tx: Transaction, lead_id: UUID, *, caller: Caller, filename: str | None,
+                      content_type: str, data: bytes) -> LeadAttachment:
+    """Attach a checked file to a lead the caller may edit."""
+    lead = await _lead_for(tx, lead_id, caller)
+    if not domain.may_edit(lead, caller):
+        raise Problem(403, "Forbidden", "This key may read but not change the lead.")
+    if problem := domain.attachment_problem(content_type, data):
+        status = 415 if "not accepted" in problem else 422
+        raise Problem(status, "Attachment refused", problem)
+    count = await tx.session.scalar(
+        sa.select(sa.func.count()).where(LeadAttachment.lead_id == lead_id))
+    if count >= domain.ATTACHMENTS_PER_LEAD:
+        raise Problem(409, "Too many attachments",
+                      f"A lead holds at most {domain.ATTACHMENTS_PER_LEAD} attachments.")
+    attachment = LeadAttachment(
+        lead_id=lead_id, filename=domain.safe_filename(filename), content_type=content_type,
+        size=len(data), sha256=hashlib.sha256(data).hexdigest(), data=data,
+        uploaded_by=caller.key_id)
+    tx.session.add(attachment)
+    lead.last_activity_at = datetime.now(UTC)
+    await tx.audit(api_key_id=caller.key_id, action="lead.attach", subject=str(lead_id))
+    return attachment

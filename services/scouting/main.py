@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.scouting import scouts_api
+from services.scouting import attachments_api, domain, scouts_api
 from services.scouting.api import internal, router
 from services.scouting.consumers import consumers
 from services.scouting.contacts import ContactVault
@@ -16,7 +16,9 @@ def create_app(settings: ScoutingSettings | None = None) -> FastAPI:
         settings, service="scouting", title="GVN scouting",
         description="Leads from technology scouts and partner systems: submit, qualify, follow. "
         "Authenticate with `Authorization: Bearer <API key>`; errors are RFC 9457 problems.",
-        routers=[router, scouts_api.router, internal], consumers=consumers,
+        routers=[router, scouts_api.router, attachments_api.router, internal],
+        consumers=consumers,
+        uploads={attachments_api.UPLOAD_PATTERN: domain.ATTACHMENT_MAX_BYTES},
     )
     app.state.vault = ContactVault(settings.contact_encryption_key)
     return app

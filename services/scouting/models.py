@@ -276,3 +276,32 @@ class ScoutUpdate(BaseModel):
     name: str | None = Field(None, min_length=2, max_length=200)
     affiliate_market: MarketCode | None = None
     active: bool | None = Field(None, description="An inactive scout cannot submit leads.")
+
+
+class LeadAttachment(SQLModel, table=True):
+    """A file backing a lead up; kept in Postgres, limited in type and size."""
+
+    __tablename__ = "lead_attachments"
+
+    id: UUID = sqlmodel.Field(default_factory=uuid4, primary_key=True)
+    lead_id: UUID = sqlmodel.Field(index=True)
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    data: bytes
+    uploaded_by: UUID
+    uploaded_at: datetime = sqlmodel.Field(
+        sa_column=_utc("uploaded_at", nullable=False, server_default=NOW))
+
+
+class AttachmentPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    lead_id: UUID
+    filename: str
+    content_type: str = Field(examples=["application/pdf"])
+    size: int = Field(description="Bytes.")
+    sha256: str
+    uploaded_at: datetime

@@ -8,10 +8,11 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scouting import domain
-from services.scouting.models import Lead, LeadTransition, Scout
+from services.scouting.models import Lead, LeadAttachment, LeadTransition, Scout
 from shared.auth import Caller
 from shared.db import Database
 from shared.problems import Problem
@@ -133,3 +134,16 @@ async def scouts(db: Database, *, caller: Caller) -> list[Scout]:
         query = query.where(Scout.home_cluster == caller.cluster)
     async with db.sessions() as session:
         return list((await session.execute(query)).scalars())
+
+
+async def attachments(db: Database, lead_id: UUID) -> list[LeadAttachment]:
+    query = (sa.select(LeadAttachment).where(LeadAttachment.lead_id == lead_id)
+             .options(sa.orm.defer(LeadAttachment.data)).order_by(LeadAttachment.uploaded_at))
+    async with db.sessions() as session:
+        return list((await session.execute(query)).scalars())
+
+
+async def attachment(db: Database, lead_id: UUID, attachment_id: UUID) -> LeadAttachment | None:
+    async with db.sessions() as session:
+        found = await session.get(LeadAttachment, attachment_id)
+    return found if found is not None and found.lead_id == lead_id else None
