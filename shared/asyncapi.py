@@ -45,7 +45,7 @@ def asyncapi_document() -> dict[str, Any]:
     return {
         "asyncapi": "3.0.0",
         "info": {"title": "Global Value Network events", "version": "1.0.0",
-                 "description": "CloudEvents 1.0 in Kafka binary mode; the key is the aggregate id."},
+                 "description": "CloudEvents 1.0 in Kafka binary mode; key = aggregate id."},
         "defaultContentType": "application/json",
         "channels": channels, "operations": operations, "components": {"messages": messages},
     }

@@ -95,7 +95,7 @@ class EmbeddedBroker:
         self.process = None
 
 
-async def wait_for_broker(settings: Settings, *, timeout: float = 30.0) -> None:
+async def wait_for_broker(settings: Settings, *, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - a deadline, not a cancel scope
     """Block until the broker answers metadata requests."""
     deadline = time.monotonic() + timeout
     while True:

@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from shared.auth import ROLES
 from shared.settings import SERVICES, get_settings
 
 
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = commands.add_parser("keys", help="create or revoke API keys").add_subparsers(
         dest="action", required=True)
     create = keys.add_parser("create", help="create a key; the token is printed once")
-    create.add_argument("--role", required=True, choices=["scout", "partner", "manager", "ops", "admin"])
+    create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--cluster", help="cluster code (not for ops and admin)")
     create.add_argument("--name", required=True, help="who or what holds the key")
     revoke = keys.add_parser("revoke", help="revoke a key by id")

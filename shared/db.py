@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -51,12 +50,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-def raw_dsn(settings: Settings, service: str) -> str:
-    """A DSN for asyncpg itself (the relay's LISTEN connection)."""
-    return settings.service_database_url(service)
-
-
-def rows_as_dicts(result: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in result]

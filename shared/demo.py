@@ -1,5 +1,6 @@
-"""Demo data: keys for the programme's people and a handful of realistic leads, sent through the
-real API so a newcomer sees events flow at once. Loaded once; the keys are kept in the data folder."""
+"""Demo data: keys for the programme's people and a handful of realistic leads, sent through
+the real API so a newcomer sees events flow at once. Loaded once; the keys stay in the data
+folder."""
 
 import json
 from pathlib import Path

@@ -13,7 +13,9 @@ def _admin_engine(settings: Settings):  # noqa: ANN202
     return create_async_engine(asyncpg_url(settings.database_url))
 
 
-async def create_key(settings: Settings, *, role: str, cluster: str | None, name: str) -> tuple[UUID, str]:
+async def create_key(
+    settings: Settings, *, role: str, cluster: str | None, name: str
+) -> tuple[UUID, str]:
     """Create a key valid on all four services; returns (key id, token). The token is shown once."""
     check_binding(role, cluster)
     key_id, prefix, token = mint_key()

@@ -11,7 +11,8 @@ EVENTS_CONSUMED = Counter(
     ["service", "consumer", "outcome"],
 )
 EVENTS_RETRIED = Counter(
-    "gvn_events_retried_total", "Handler attempts that failed and were retried.", ["service", "consumer"]
+    "gvn_events_retried_total", "Handler attempts that failed and were retried.",
+    ["service", "consumer"],
 )
 EVENTS_DEAD_LETTERED = Counter(
     "gvn_events_dead_lettered_total", "Events sent to a dead-letter topic.", ["service", "consumer"]

@@ -1,4 +1,4 @@
-"""Schema management: the bootstrap step (database, roles, schemas) and each service's Alembic history."""
+"""Schema management: the bootstrap step (database, roles, schemas) and Alembic per service."""
 
 import asyncio
 from pathlib import Path

@@ -84,7 +84,7 @@ class Relay:
         conn = await asyncpg.connect(self.dsn, server_settings={"search_path": self.service})
         try:
             lock_id = zlib.crc32(f"gvn-outbox-{self.service}".encode())
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):  # noqa: ASYNC110
                 await asyncio.sleep(self.settings.outbox_poll_interval_s)  # standby replica
             await conn.add_listener(f"{self.service}_outbox", lambda *_: self.wake.set())
             log.info("relay of %s is active", self.service)

@@ -23,7 +23,7 @@ from shared.settings import SERVICES, Settings
 
 
 async def run_platform(settings: Settings, *, demo: bool) -> int:
-    data_dir = Path(settings.data_dir).resolve()
+    data_dir = Path(settings.data_dir).resolve()  # noqa: ASYNC240 - once, at start-up
     data_dir.mkdir(parents=True, exist_ok=True)
     broker, children = None, []
     try:

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.asyncapi import asyncapi_document
 from shared.broker import dead_letter_topic, ensure_topics
 from shared.consumer import EventConsumer
-from shared.db import Database, create_engine, raw_dsn
+from shared.db import Database, create_engine
 from shared.outbox import Relay
 from shared.problems import BodyLimit, install_problem_handlers, problem_response
 from shared.settings import Settings
@@ -38,7 +38,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(create_engine(settings, service), service=service)
-        relay = Relay(settings, service=service, dsn=raw_dsn(settings, service))
+        relay = Relay(settings, service=service, dsn=settings.service_database_url(service))
         app.state.db, app.state.relay = db, relay
         app.state.consumers = consumers(settings, db) if consumers else []
         tasks = [asyncio.create_task(relay.run(), name=f"{service}-relay"),

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = sa.MetaData()
+TIMESTAMP = sa.DateTime(timezone=True)
 
 outbox = sa.Table(
     "outbox",
@@ -18,7 +19,7 @@ outbox = sa.Table(
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("headers", JSONB, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
     sa.Column("published_at", sa.DateTime(timezone=True)),
 )
 sa.Index("outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
@@ -31,7 +32,7 @@ inbox = sa.Table(
     sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("trace_id", sa.Text),
-    sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("handled_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
 )
 
 api_keys = sa.Table(
@@ -43,7 +44,7 @@ api_keys = sa.Table(
     sa.Column("role", sa.Text, nullable=False),
     sa.Column("cluster", sa.Text),
     sa.Column("name", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
 
@@ -55,7 +56,7 @@ idempotency_keys = sa.Table(
     sa.Column("request_hash", sa.Text, nullable=False),
     sa.Column("status_code", sa.Integer),
     sa.Column("body", JSONB),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
 )
 
 audit_log = sa.Table(

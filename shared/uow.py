@@ -59,7 +59,9 @@ class Transaction:
 
 
 @asynccontextmanager
-async def transaction(db: Database, *, cause: Event[Any] | None = None) -> AsyncIterator[Transaction]:
+async def transaction(
+    db: Database, *, cause: Event[Any] | None = None
+) -> AsyncIterator[Transaction]:
     """Open a unit of work; on success the change and its outbox rows commit together."""
     async with db.session() as session:
         tx = Transaction(session, cause=cause)

@@ -20,7 +20,8 @@ class Opportunity(SQLModel, table=True):
     kind: str
     title: str
     stage: str = "lead"
-    opened_at: datetime = sqlmodel.Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+    opened_at: datetime = sqlmodel.Field(
+        sa_column=Column(sa.DateTime(timezone=True), nullable=False))
 
 
 class OpportunityPublic(BaseModel):

@@ -7,7 +7,9 @@ from shared.auth import Caller
 from shared.db import Database
 
 
-async def pipeline(db: Database, *, caller: Caller, stage: str | None, limit: int) -> list[Opportunity]:
+async def pipeline(
+    db: Database, *, caller: Caller, stage: str | None, limit: int
+) -> list[Opportunity]:
     """Newest first; partners and managers see their own cluster's pipeline."""
     query = sa.select(Opportunity).order_by(Opportunity.opened_at.desc(), Opportunity.lead_id)
     if caller.cluster:

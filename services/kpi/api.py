@@ -41,7 +41,8 @@ async def kpi_report(
 async def journey(subject: str, caller: Ops,
                   request: Request) -> list[FactPublic]:
     """One aggregate's path through the platform: every event about it, in order."""
-    return [FactPublic.model_validate(f) for f in await queries.journey(request.app.state.db, subject)]
+    facts = await queries.journey(request.app.state.db, subject)
+    return [FactPublic.model_validate(fact) for fact in facts]
 
 
 @router.get("/ops/event-rates", tags=["ops"])

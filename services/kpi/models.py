@@ -22,7 +22,8 @@ class Fact(SQLModel, table=True):
     subject: str = sqlmodel.Field(index=True)
     cluster: str | None = sqlmodel.Field(default=None, index=True)
     market: str | None = None
-    occurred_at: datetime = sqlmodel.Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+    occurred_at: datetime = sqlmodel.Field(
+        sa_column=Column(sa.DateTime(timezone=True), nullable=False))
     recorded_at: datetime | None = sqlmodel.Field(
         default=None, sa_column=Column(sa.DateTime(timezone=True), nullable=False,
                                        server_default=sa.func.clock_timestamp()))

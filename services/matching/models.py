@@ -22,7 +22,8 @@ class Demand(SQLModel, table=True):
     cluster: str = sqlmodel.Field(index=True)
     application_areas: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
     technologies: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
-    reported_at: datetime = sqlmodel.Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+    reported_at: datetime = sqlmodel.Field(
+        sa_column=Column(sa.DateTime(timezone=True), nullable=False))
 
 
 class DemandPublic(BaseModel):

@@ -42,7 +42,8 @@ IdempotencyKey = Annotated[str | None, Header(
     "the first answer. Up to 200 characters.")]
 PROBLEMS = {status: {"description": text, "content": {"application/problem+json": {}}}
             for status, text in {400: "Malformed request", 401: "No or bad API key",
-                                 403: "Not allowed for this key", 404: "No such lead (or not yours)",
+                                 403: "Not allowed for this key",
+                                 404: "No such lead (or not yours)",
                                  409: "Conflict with the lead's state", 413: "Body too large",
                                  422: "Invalid request"}.items()}
 
@@ -101,7 +102,7 @@ async def submit_lead(
 @router.post("/leads/duplicate-check", response_model=list[DuplicateCandidate], responses=PROBLEMS)
 async def check_duplicates(body: LeadCreate, caller: Submitter, request: Request) -> list[dict]:
     """The leads this one would be flagged against, without saving anything."""
-    settings, vault = request.app.state.settings, request.app.state.vault
+    vault = request.app.state.vault
     lead = handlers.build_lead(body.model_copy(update={"counterpart_contact": None}), caller,
                                vault=vault, now=datetime.now(UTC))
     async with request.app.state.db.sessions() as session:

@@ -147,7 +147,8 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 def attachment_problem(content_type: str, data: bytes) -> str | None:
     """Why this file is refused, or None: type allowed, content matches it, size in limits."""
     if content_type not in ATTACHMENT_SIGNATURES:
-        return f"type {content_type!r} is not accepted; send one of {', '.join(ATTACHMENT_SIGNATURES)}"
+        accepted = ", ".join(ATTACHMENT_SIGNATURES)
+        return f"type {content_type!r} is not accepted; send one of {accepted}"
     if not data:
         return "the file is empty"
     if len(data) > ATTACHMENT_MAX_BYTES:

@@ -45,7 +45,8 @@ async def scout_for(tx: Transaction, caller: Caller) -> Scout | None:
     """The scout behind a scout key, registered on first use; inactive scouts are refused."""
     if caller.role != "scout":
         return None
-    scout = (await tx.session.execute(sa.select(Scout).where(Scout.key_id == caller.key_id))).scalar()
+    query = sa.select(Scout).where(Scout.key_id == caller.key_id)
+    scout = (await tx.session.execute(query)).scalar()
     if scout is None:
         scout = Scout(key_id=caller.key_id, name=caller.name, home_cluster=caller.cluster or "")
         tx.session.add(scout)
@@ -58,6 +59,7 @@ def build_lead(body: LeadCreate, caller: Caller, *, vault: ContactVault, now: da
     """A new lead from the request: cleaned fields, sealed contact, owner from the key."""
     counterpart = body.counterpart
     contact = body.counterpart_contact
+    website = str(counterpart.website) if counterpart and counterpart.website else None
     if contact and not vault.ready:
         raise Problem(503, "Contacts unavailable", "This service cannot store contacts yet.")
     return Lead(
@@ -65,11 +67,10 @@ def build_lead(body: LeadCreate, caller: Caller, *, vault: ContactVault, now: da
         target_market=body.target_market, application_areas=domain.unique(body.application_areas),
         technologies=domain.normalise_technologies(body.technologies),
         counterpart_name=counterpart.name.strip() if counterpart else None,
-        counterpart_website=str(counterpart.website) if counterpart and counterpart.website else None,
+        counterpart_website=website,
         counterpart_country=counterpart.country if counterpart else None,
         counterpart_key=domain.organisation_key(counterpart.name if counterpart else None),
-        counterpart_domain=domain.website_domain(
-            str(counterpart.website) if counterpart and counterpart.website else None),
+        counterpart_domain=domain.website_domain(website),
         contact_sealed=vault.seal(contact) if contact else None,
         urgency=body.urgency, estimated_value_eur=body.estimated_value_eur, source=body.source,
         source_date=body.source_date, evidence_links=[str(u) for u in body.evidence_links],
@@ -139,7 +140,7 @@ async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, calle
 
 
 async def transition_lead(tx: Transaction, lead_id: UUID, move: Transition, caller: Caller) -> Lead:
-    """Qualify, reject, mark duplicate, convert or close: a manager's call, recorded and announced."""
+    """Qualify, reject, mark duplicate, convert or close: a manager's call, recorded, announced."""
     lead = await _lead_for(tx, lead_id, caller)
     if not domain.may_triage(lead, caller):
         raise Problem(403, "Forbidden", "Only the cluster's managers move leads through triage.")

@@ -71,7 +71,8 @@ class Lead(SQLModel, table=True):
     counterpart_key: str | None = None  # normalised name, for duplicate hints
     counterpart_domain: str | None = None
     contact_sealed: bytes | None = None  # the counterpart contact, encrypted; None once erased
-    contact_erased_at: datetime | None = sqlmodel.Field(default=None, sa_column=_utc("contact_erased_at"))
+    contact_erased_at: datetime | None = sqlmodel.Field(
+        default=None, sa_column=_utc("contact_erased_at"))
     urgency: str = "medium"
     estimated_value_eur: int | None = None
     source: str | None = None
