@@ -165,3 +165,22 @@ async def test_published_lead_events_are_standard_cloudevents(platform: Platform
     assert data["lead_id"] == lead["id"]
     assert "description" not in data  # free text may hold personal data: never in events
     assert dict(record.headers)["traceparent"]
+
+
+def test_the_openapi_document_describes_every_field_and_operation() -> None:
+    from services.scouting.main import create_app
+    from services.scouting.settings import ScoutingSettings
+
+    spec = create_app(ScoutingSettings()).openapi()
+    undocumented = [
+        f"{name}.{prop}" for name, schema in spec["components"]["schemas"].items()
+        if not name.startswith(("HTTPValidationError", "ValidationError"))
+        for prop, detail in schema.get("properties", {}).items()
+        if "description" not in detail and "$ref" not in detail
+    ]
+    assert undocumented == []
+    operations = [op for path in spec["paths"].values() for op in path.values()]
+    assert all(op.get("description") or op.get("summary") for op in operations)
+    assert all(path.startswith(("/v1/", "/internal/v1/", "/healthz", "/readyz", "/metrics",
+                                "/asyncapi.json")) for path in spec["paths"])
+    assert spec["components"]["schemas"]["LeadCreate"]["properties"]["title"]["examples"]

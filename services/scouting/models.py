@@ -35,6 +35,46 @@ Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 NOW = sa.text("now()")
 
+# One description per field name, for every API shape that has the field (OpenAPI docs).
+FIELD_DOCS = {
+    "id": "The record's id.", "lead_id": "The lead's id.", "kind": "What was found.",
+    "title": "Short title.", "description": "What the need or candidate is.",
+    "target_market": "Target market code.", "application_areas": "Application areas.",
+    "technologies": "Technology tags, normalised (lower case, hyphens).",
+    "counterpart_name": "The organisation the lead is about.",
+    "counterpart_website": "Its website.", "counterpart_country": "Its country (ISO alpha-2).",
+    "urgency": "How soon someone should act.", "estimated_value_eur": "Estimated deal value, EUR.",
+    "source": "Where the scout found it.", "source_date": "When it was found.",
+    "evidence_links": "Links that back the lead up.", "status": "Where the lead is in the workflow.",
+    "status_reason": "Why it was rejected or closed, or which match moved it.",
+    "duplicate_of": "The earlier lead this one repeats.", "cluster": "Owning cluster code.",
+    "scout_id": "The scout who reported it (none for partner systems).",
+    "submitted_by": "The API key that submitted it.", "submitted_at": "When it was accepted.",
+    "last_activity_at": "Last change or renewal; drives staleness.",
+    "name": "Name.", "website": "Website (http or https).", "email": "E-mail address.",
+    "phone": "Phone number, international format preferred.", "items": "This page's leads.",
+    "filename": "File name, cleaned of paths.", "content_type": "MIME type.",
+    "sha256": "SHA-256 of the content, hex.", "uploaded_at": "When it was uploaded.",
+    "home_cluster": "The scout's cluster.", "active": "Whether the scout may submit leads.",
+    "affiliate_market": "The market the scout covers.",
+    "to": "The status to move to.", "reason": "Why (required for rejected and closed).",
+    "from_status": "Status before (none for the first).", "to_status": "Status after.",
+    "by_key": "API key that made the move (none: the platform, on an event).",
+    "at": "When.",
+}
+
+
+def _fill_descriptions(schema: dict, model: type) -> None:
+    for name, prop in schema.get("properties", {}).items():
+        if "description" not in prop and name in FIELD_DOCS:
+            prop["description"] = FIELD_DOCS[name]
+
+
+class Documented(BaseModel):
+    """API shapes: fields without their own description take the shared one."""
+
+    model_config = ConfigDict(json_schema_extra=_fill_descriptions)
+
 
 def _utc(name: str, **kw) -> Column:  # noqa: ANN003
     return Column(name, sa.DateTime(timezone=True), **kw)
@@ -108,20 +148,20 @@ class LeadTransition(SQLModel, table=True):
 
 # --- API shapes -----------------------------------------------------------------------------
 
-class Counterpart(BaseModel):
+class Counterpart(Documented):
     """The organisation the lead is about (not a person)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
 
     name: str = Field(min_length=2, max_length=200, examples=["Kansai Medical Optics KK"])
     website: AnyHttpUrl | None = Field(None, examples=["https://kansai-medical-optics.example.jp"])
     country: Country | None = Field(None, description="ISO 3166 alpha-2.", examples=["JP"])
 
 
-class CounterpartContact(BaseModel):
+class CounterpartContact(Documented):
     """The person to talk to. Personal data: encrypted at rest, never in events, handed to crm."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
 
     name: str = Field(min_length=2, max_length=200, examples=["Dr. Aiko Tanaka"])
     email: EmailStr | None = Field(None, examples=["a.tanaka@kansai-medical-optics.example.jp"])
@@ -129,11 +169,11 @@ class CounterpartContact(BaseModel):
                               examples=["+81 6 1234 5678"])
 
 
-class LeadCreate(BaseModel):
+class LeadCreate(Documented):
     """What a scout or partner system submits. Status, owner, cluster, ids and timestamps are
     the service's to set: sending them is refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
 
     kind: LeadKind = Field(description="What was found.", examples=["market_need"])
     title: str = Field(min_length=3, max_length=200, description="Short title.",
@@ -171,10 +211,10 @@ class LeadCreate(BaseModel):
         "candidates; `confirmed_new`: save it anyway.")
 
 
-class LeadUpdate(BaseModel):
+class LeadUpdate(Documented):
     """Fields a scout may still correct while the lead is open."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
 
     title: str | None = Field(None, min_length=3, max_length=200)
     description: str | None = Field(None, max_length=5000)
@@ -185,20 +225,20 @@ class LeadUpdate(BaseModel):
     evidence_links: list[AnyHttpUrl] | None = Field(None, max_length=10)
 
 
-class Transition(BaseModel):
+class Transition(Documented):
     """A move in the workflow: qualify, reject (reason), mark duplicate (of), convert, close."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
 
     to: Literal["qualified", "rejected", "duplicate", "converted", "closed"]
     reason: str | None = Field(None, max_length=500, description="Required for rejected, closed.")
     duplicate_of: UUID | None = Field(None, description="Required for duplicate.")
 
 
-class LeadPublic(BaseModel):
+class LeadPublic(Documented):
     """A lead as the API shows it (without the counterpart contact)."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=_fill_descriptions)
 
     id: UUID
     kind: LeadKind
@@ -227,20 +267,20 @@ class LeadPublic(BaseModel):
     last_activity_at: datetime
 
 
-class LeadPage(BaseModel):
+class LeadPage(Documented):
     items: list[LeadPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
 
 
-class DuplicateCandidate(BaseModel):
+class DuplicateCandidate(Documented):
     id: UUID
     title: str
     status: LeadStatus
     why: str = Field(description="same_counterpart, same_website or similar_text.")
 
 
-class TransitionPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class TransitionPublic(Documented):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=_fill_descriptions)
 
     from_status: str | None
     to_status: str
@@ -249,7 +289,7 @@ class TransitionPublic(BaseModel):
     at: datetime
 
 
-class ContactHandover(BaseModel):
+class ContactHandover(Documented):
     """The counterpart contact, for crm only (internal endpoint)."""
 
     lead_id: UUID
@@ -258,8 +298,8 @@ class ContactHandover(BaseModel):
     contact: CounterpartContact
 
 
-class ScoutPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class ScoutPublic(Documented):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=_fill_descriptions)
 
     id: UUID
     key_id: UUID = Field(description="The API key the scout works with.")
@@ -269,10 +309,10 @@ class ScoutPublic(BaseModel):
     active: bool
 
 
-class ScoutUpdate(BaseModel):
+class ScoutUpdate(Documented):
     """What a cluster manager may change about a scout."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
 
     name: str | None = Field(None, min_length=2, max_length=200)
     affiliate_market: MarketCode | None = None
@@ -296,8 +336,8 @@ class LeadAttachment(SQLModel, table=True):
         sa_column=_utc("uploaded_at", nullable=False, server_default=NOW))
 
 
-class AttachmentPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class AttachmentPublic(Documented):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=_fill_descriptions)
 
     id: UUID
     lead_id: UUID
