@@ -110,6 +110,10 @@ async def test_near_identical_text_is_a_duplicate_hint_but_another_cluster_is_no
                                          headers=platform.auth("other_scout"))
     assert [h["id"] for h in hints.json()] == [lead["id"]]
     assert hints.json()[0]["why"] == "similar_text"
+    assert hints.json()[0]["title"] != lead["title"]  # another scout's lead: told, not shown
+    managers = await platform.scouting.post("/v1/leads/duplicate-check", json=check,
+                                            headers=platform.auth("manager"))
+    assert managers.json()[0]["title"] == lead["title"]
     other = await platform.scouting.post("/v1/leads/duplicate-check", json=check,
                                          headers=platform.auth("other_partner"))
     assert other.json() == []

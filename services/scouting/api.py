@@ -106,7 +106,7 @@ async def check_duplicates(body: LeadCreate, caller: Submitter, request: Request
     lead = handlers.build_lead(body.model_copy(update={"counterpart_contact": None}), caller,
                                vault=vault, now=datetime.now(UTC))
     async with request.app.state.db.sessions() as session:
-        return await queries.duplicate_candidates(session, lead)
+        return await queries.duplicate_candidates(session, lead, viewer=caller)
 
 
 @router.get("/leads", response_model=LeadPage, responses=PROBLEMS)

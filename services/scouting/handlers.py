@@ -85,7 +85,7 @@ async def submit_lead(
     body, caller = command.lead, command.caller
     lead = build_lead(body, caller, vault=vault, now=datetime.now(UTC))
     if body.duplicate_check == "warn":
-        candidates = await queries.duplicate_candidates(tx.session, lead)
+        candidates = await queries.duplicate_candidates(tx.session, lead, viewer=caller)
         if candidates:
             raise LikelyDuplicate(candidates)
     scout = await scout_for(tx, caller)

@@ -18,6 +18,7 @@ from shared.db import Database
 from shared.problems import Problem
 
 DUPLICATE_LOOKBACK = timedelta(days=365)
+WITHHELD = "(reported by another scout of your cluster)"
 
 
 async def lead_by_id(db: Database, lead_id: UUID) -> Lead | None:
@@ -32,8 +33,13 @@ async def transitions(db: Database, lead_id: UUID) -> list[LeadTransition]:
         return list((await session.execute(query)).scalars())
 
 
-async def duplicate_candidates(session: AsyncSession, lead: Lead) -> list[dict[str, Any]]:
-    """Open leads of the same cluster and market that look like `lead`, with the reason."""
+async def duplicate_candidates(
+    session: AsyncSession, lead: Lead, *, viewer: Caller
+) -> list[dict[str, Any]]:
+    """Open leads of the same cluster and market that look like `lead`, with the reason.
+
+    A scout learns that a colleague reported something alike, not what: others' titles are
+    withheld (the id lets a manager link the two)."""
     same_place = sa.and_(
         Lead.cluster == lead.cluster, Lead.target_market == lead.target_market,
         Lead.status.in_(domain.OPEN_STATUSES),
@@ -48,7 +54,8 @@ async def duplicate_candidates(session: AsyncSession, lead: Lead) -> list[dict[s
     found = []
     for old in (await session.execute(query)).scalars():
         if why := domain.duplicate_reason(lead, old):
-            found.append({"id": old.id, "title": old.title, "status": old.status, "why": why})
+            title = old.title if domain.visible_to(old, viewer) else WITHHELD
+            found.append({"id": old.id, "title": title, "status": old.status, "why": why})
     return found[:10]
 
 
