@@ -111,3 +111,53 @@ class BodyLimit:
                                     f"Bodies are limited to {limit} bytes.",
                                     instance=scope.get("path", ""))
         await response(scope, receive, send)
+
+
+NUL_REFUSED = "Text may not contain the NUL character (\\u0000)."
+
+
+class RefuseNul:
+    """Postgres text cannot hold NUL: refuse it at the edge (422), in the URL or a JSON body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        url = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in url or b"\x00" in url:
+            response = problem_response(422, "Invalid request", NUL_REFUSED,
+                                        instance=scope.get("path", ""))
+            return await response(scope, receive, send)
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if b"json" not in content_type:
+            return await self.app(scope, receive, send)  # files may hold any byte
+        try:
+            body = await _read_body(receive)
+        except Problem as error:  # the body limit, met while reading
+            response = problem_response(error.status, error.title, error.detail)
+            return await response(scope, receive, send)
+        if b"\\u0000" in body or b"\x00" in body:
+            response = problem_response(422, "Invalid request", NUL_REFUSED,
+                                        instance=scope.get("path", ""))
+            return await response(scope, receive, send)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)

@@ -16,7 +16,7 @@ from shared.broker import dead_letter_topic, ensure_topics
 from shared.consumer import EventConsumer
 from shared.db import Database, create_engine
 from shared.outbox import Relay
-from shared.problems import BodyLimit, install_problem_handlers, problem_response
+from shared.problems import BodyLimit, RefuseNul, install_problem_handlers, problem_response
 from shared.settings import Settings
 from shared.telemetry import setup_telemetry
 
@@ -60,6 +60,7 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.service, app.state.settings = service, settings
     install_problem_handlers(app)
+    app.add_middleware(RefuseNul)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.include_router(operations_router(settings))
     for router in routers:
@@ -104,7 +105,8 @@ def operations_router(settings: Settings) -> APIRouter:
     async def asyncapi() -> dict:
         return asyncapi_document()
 
-    @router.get("/metrics", summary="Prometheus metrics")
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -184,3 +184,23 @@ def test_the_openapi_document_describes_every_field_and_operation() -> None:
     assert all(path.startswith(("/v1/", "/internal/v1/", "/healthz", "/readyz", "/metrics",
                                 "/asyncapi.json")) for path in spec["paths"])
     assert spec["components"]["schemas"]["LeadCreate"]["properties"]["title"]["examples"]
+
+
+async def test_text_with_a_nul_character_is_refused_not_a_server_error(platform: Platform) -> None:
+    before = await counts(platform)
+    posted = await platform.scouting.post("/v1/leads", json=a_lead(title="Bad \u0000 title"),
+                                          headers=platform.auth("scout"))
+    searched = await platform.scouting.get("/v1/leads", params={"q": "a\u0000b"},
+                                           headers=platform.auth("scout"))
+    assert posted.status_code == searched.status_code == 422
+    assert "NUL" in posted.json()["detail"]
+    assert await counts(platform) == before
+
+
+async def test_far_future_dates_and_large_values_are_handled(platform: Platform) -> None:
+    far = await platform.scouting.get("/v1/leads", params={"submitted_to": "9999-12-31"},
+                                      headers=platform.auth("scout"))
+    assert far.status_code == 200
+    big = await platform.scouting.post("/v1/leads", json=a_lead(estimated_value_eur=10**10),
+                                       headers=platform.auth("scout"))
+    assert big.status_code == 201 and big.json()["estimated_value_eur"] == 10**10

@@ -20,6 +20,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
 }
 OPEN_STATUSES = frozenset({"submitted", "qualified", "matched"})
+# Reasons events may carry; anything else a manager writes stays in scouting as "other".
+REASON_CATEGORIES = frozenset({
+    "out_of_scope", "insufficient_evidence", "not_actionable", "no_fit",
+    "counterpart_unresponsive", "lost_to_competitor", "converted_elsewhere",
+})
 TRIAGE_ROLES = frozenset({"manager", "admin"})
 # Words that say nothing about which organisation it is.
 _LEGAL_FORMS = {"inc", "ltd", "llc", "gmbh", "sa", "sas", "sarl", "ag", "co", "corp", "kk",
@@ -37,6 +42,11 @@ def check_transition(current: str, target: str) -> None:
         allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "none (final state)"
         raise TransitionRefused(
             f"a {current} lead cannot become {target}; allowed from {current}: {allowed}")
+
+
+def reason_category(reason: str | None) -> str:
+    """The reason as an event may tell it: a known category, never a manager's free text."""
+    return reason if reason in REASON_CATEGORIES else "other"
 
 
 def normalise_technology(tag: str) -> str:

@@ -4,7 +4,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
@@ -57,14 +57,21 @@ async def scout_for(tx: Transaction, caller: Caller) -> Scout | None:
 
 def build_lead(body: LeadCreate, caller: Caller, *, vault: ContactVault, now: datetime) -> Lead:
     """A new lead from the request: cleaned fields, sealed contact, owner from the key."""
+    return Lead(**lead_fields(body, caller, vault=vault, now=now))
+
+
+def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
+                now: datetime) -> dict[str, Any]:
+    """build_lead's columns as a plain dict (bulk imports skip the ORM object: it is slow)."""
     counterpart = body.counterpart
     contact = body.counterpart_contact
     website = str(counterpart.website) if counterpart and counterpart.website else None
     if contact and not vault.ready:
         raise Problem(503, "Contacts unavailable", "This service cannot store contacts yet.")
-    return Lead(
-        kind=body.kind, title=body.title.strip(), description=body.description.strip(),
-        target_market=body.target_market, application_areas=domain.unique(body.application_areas),
+    return dict(
+        id=uuid4(), kind=body.kind, title=body.title.strip(),
+        description=body.description.strip(), target_market=body.target_market,
+        application_areas=domain.unique(body.application_areas),
         technologies=domain.normalise_technologies(body.technologies),
         counterpart_name=counterpart.name.strip() if counterpart else None,
         counterpart_website=website,
@@ -125,8 +132,8 @@ async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, calle
         raise Problem(409, "Lead closed", f"A {lead.status} lead can no longer be edited.")
     fields = changes.model_dump(exclude_unset=True)
     for name, value in fields.items():
-        if value is None and name in ("title", "application_areas", "technologies", "urgency",
-                                      "evidence_links"):
+        if value is None and name in ("title", "description", "application_areas",
+                                      "technologies", "urgency", "evidence_links"):
             raise Problem(422, "Invalid request", f"{name} cannot be null.")
     if "technologies" in fields:
         fields["technologies"] = domain.normalise_technologies(fields["technologies"])
@@ -172,10 +179,10 @@ def _apply(tx: Transaction, lead: Lead, *, to: str, reason: str | None, by_key: 
         "qualified": lambda: scouting.LeadQualified(
             **ids, kind=lead.kind, application_areas=lead.application_areas,
             technologies=lead.technologies),
-        "rejected": lambda: scouting.LeadRejected(**ids, reason=reason or ""),
+        "rejected": lambda: scouting.LeadRejected(**ids, reason=domain.reason_category(reason)),
         "duplicate": lambda: scouting.LeadMarkedDuplicate(**ids, duplicate_of=duplicate_of),
         "converted": lambda: scouting.LeadConverted(**ids),
-        "closed": lambda: scouting.LeadClosed(**ids, reason=reason or ""),
+        "closed": lambda: scouting.LeadClosed(**ids, reason=domain.reason_category(reason)),
     }.get(to)
     if event:
         tx.emit(event())

@@ -114,7 +114,8 @@ class Lead(SQLModel, table=True):
     contact_erased_at: datetime | None = sqlmodel.Field(
         default=None, sa_column=_utc("contact_erased_at"))
     urgency: str = "medium"
-    estimated_value_eur: int | None = None
+    estimated_value_eur: int | None = sqlmodel.Field(
+        default=None, sa_column=Column("estimated_value_eur", sa.BigInteger))
     source: str | None = None
     source_date: date | None = None
     evidence_links: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
@@ -273,7 +274,7 @@ class LeadPage(Documented):
 
 
 class DuplicateCandidate(Documented):
-    id: UUID
+    id: UUID | None = Field(description="The earlier lead; null when it is another scout's.")
     title: str
     status: LeadStatus
     why: str = Field(description="same_counterpart, same_website or similar_text.")

@@ -38,8 +38,8 @@ async def duplicate_candidates(
 ) -> list[dict[str, Any]]:
     """Open leads of the same cluster and market that look like `lead`, with the reason.
 
-    A scout learns that a colleague reported something alike, not what: others' titles are
-    withheld (the id lets a manager link the two)."""
+    A scout learns that a colleague reported something alike, not which lead: its id and
+    title are withheld (the cluster's managers see both and can link the two)."""
     same_place = sa.and_(
         Lead.cluster == lead.cluster, Lead.target_market == lead.target_market,
         Lead.status.in_(domain.OPEN_STATUSES),
@@ -54,8 +54,9 @@ async def duplicate_candidates(
     found = []
     for old in (await session.execute(query)).scalars():
         if why := domain.duplicate_reason(lead, old):
-            title = old.title if domain.visible_to(old, viewer) else WITHHELD
-            found.append({"id": old.id, "title": title, "status": old.status, "why": why})
+            shown = domain.visible_to(old, viewer)
+            found.append({"id": old.id if shown else None, "title": old.title if shown else WITHHELD,
+                          "status": old.status, "why": why})
     return found[:10]
 
 
@@ -106,7 +107,9 @@ def _filtered(query: sa.Select, f: LeadFilter, *, stale_after: timedelta) -> sa.
     if f.submitted_from:
         query = query.where(Lead.submitted_at >= f.submitted_from)
     if f.submitted_to:
-        query = query.where(Lead.submitted_at < f.submitted_to + timedelta(days=1))
+        # In SQL: Postgres dates reach far beyond Python's year 9999.
+        query = query.where(Lead.submitted_at < sa.cast(sa.literal(f.submitted_to), sa.Date)
+                            + sa.text("interval '1 day'"))
     if f.q:
         query = query.where(Lead.search.op("@@")(sa.func.websearch_to_tsquery("simple", f.q)))
     if f.stale is not None:

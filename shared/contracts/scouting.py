@@ -57,7 +57,8 @@ class LeadRejected(LeadEvent):
     """A cluster manager turned the lead down; `reason` is a category, not free text."""
 
     event_type: ClassVar[str] = "eu.lasergo.scouting.lead.rejected.v1"
-    reason: str = Field(description="Why, e.g. out_of_scope, insufficient_evidence.")
+    reason: str = Field(description="Why, as a category: out_of_scope, insufficient_evidence, "
+                        "not_actionable or other.")
 
 
 class LeadMarkedDuplicate(LeadEvent):
@@ -77,4 +78,5 @@ class LeadClosed(LeadEvent):
     """The lead was closed without conversion."""
 
     event_type: ClassVar[str] = "eu.lasergo.scouting.lead.closed.v1"
-    reason: str = Field(description="Why, e.g. no_fit, counterpart_unresponsive.")
+    reason: str = Field(description="Why, as a category: no_fit, counterpart_unresponsive, "
+                        "lost_to_competitor, converted_elsewhere or other.")

@@ -1,0 +1,219 @@
+"""Scouting intake benchmark: POST /v1/leads and a 50,000-row bulk import, next to a bare
+FastAPI endpoint that inserts one row with asyncpg, measured in the same run.
+
+    .venv/bin/python bench/intake.py            # full run (about 3 minutes)
+    .venv/bin/python bench/intake.py --quick    # short run
+
+Method: one fresh Tansu broker and one fresh database per flow (dropped at the end); the
+scouting service runs as `gvn serve scouting` (its relay publishes every lead), the bare app
+under uvicorn. Load comes from bench/loadgen.py (open loop, a separate process): requests/s is
+the rate of 201 answers while offering more than the server can take (max 64 in flight);
+p50/p99 are measured at a constant 200 requests/s. Every lead has a unique title and the
+default duplicate check ("warn"), so each POST also searches for duplicates. The import posts
+a CSV of N rows (streamed from disk) and polls the job until done; it runs at 10,000 and at
+50,000 rows so that peak RSS can be compared (flat memory: the same peak for both).
+Ends with one JSON line: post_rps, bare_rps, ratio, post_p99_ms, import_rows_per_s,
+import_50k_s, peak_rss_mb (and more).
+"""
+
+import argparse
+import asyncio
+import concurrent.futures
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+
+from bench import loadgen  # noqa: E402
+from services.scouting.contacts import new_key  # noqa: E402
+from shared.broker import EmbeddedBroker, free_port  # noqa: E402
+from shared.keys import create_key  # noqa: E402
+from shared.migrations import migrate_all  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BIN = Path(sys.prefix) / "bin"
+LEAD = {"kind": "market_need", "title": "Handheld OCT probe %N% for ENT clinics",
+        "description": "ENT clinics in Osaka want a handheld OCT probe under 1 kg, %N%.",
+        "target_market": "JP", "application_areas": ["diagnostics"],
+        "technologies": ["Optical Coherence Tomography", "fibre probes"],
+        "counterpart": {"name": "Kansai Optics %N%", "country": "JP"}}
+
+
+def db_url(name: str) -> str:
+    return urlunsplit(urlsplit(SERVER)._replace(path=f"/{name}"))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def wait_ready(url: str, process: subprocess.Popen) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError(f"{url} exited with {process.returncode}")
+            try:
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} not ready")
+
+
+def load(url: str, headers: dict[str, str], *, rate: float, seconds: float) -> dict:
+    """One open-loop step in a separate process, so the client does not share our loop."""
+    body = json.dumps(LEAD).encode().replace(b"%N%", loadgen.UNIQUE)
+    with concurrent.futures.ProcessPoolExecutor(1, initializer=loadgen.ignore_sigint) as pool:
+        return pool.submit(loadgen.run_step, url, headers, body, rate, seconds,
+                           time.time() + 0.5, 64, 15.0, "lean", uuid.uuid4().hex[:6]).result()
+
+
+def summarise(step: dict, seconds: float) -> dict:
+    ok = [r for r in step["results"] if r[1] == 201]
+    latencies = [r[2] for r in ok]
+    return {"ok": len(ok), "errors": len(step["results"]) - len(ok), "shed": step["shed"],
+            "per_s": round(len(ok) / seconds, 1),
+            "p50_ms": round(percentile(latencies, 0.5), 1) if ok else None,
+            "p99_ms": round(percentile(latencies, 0.99), 1) if ok else None}
+
+
+def measure(name: str, url: str, headers: dict[str, str], *, quick: bool) -> dict:
+    seconds = 4 if quick else 10
+    load(url, headers, rate=100, seconds=2)  # warm-up
+    steady = summarise(load(url, headers, rate=200, seconds=seconds), seconds)
+    flat_out = summarise(load(url, headers, rate=8000, seconds=seconds), seconds)
+    print(f"{name:9} at 200/s: p50 {steady['p50_ms']} ms, p99 {steady['p99_ms']} ms, "
+          f"errors {steady['errors']} | flat out: {flat_out['per_s']} requests/s "
+          f"(p99 {flat_out['p99_ms']} ms, shed {flat_out['shed']})", flush=True)
+    return {"steady": steady, "flat_out": flat_out}
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", newline="") as file:
+        out = csv.writer(file)
+        out.writerow(["kind", "title", "description", "target_market", "application_areas",
+                      "technologies", "counterpart_name", "urgency"])
+        for n in range(rows):
+            tag = uuid.uuid4().hex[:10]
+            out.writerow(["market_need", f"Imported need {tag}", f"Row {n} about {tag}", "KR",
+                          "diagnostics;sensing", "raman spectroscopy;oct",
+                          f"Seoul Optics {tag}", "medium"])
+
+
+async def import_rows(url: str, token: str, rows: int, folder: Path) -> dict:
+    path = folder / f"leads-{rows}.csv"
+    write_csv(path, rows)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
+    async with httpx.AsyncClient(timeout=120) as client:
+        started = time.perf_counter()
+        with path.open("rb") as file:
+            answer = await client.post(f"{url}/v1/lead-imports", content=file, headers=headers)
+        answer.raise_for_status()
+        job_url = f"{url}/v1/lead-imports/{answer.json()['id']}"
+        while True:
+            job = (await client.get(job_url, headers=headers)).json()
+            if job["status"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.25)
+    seconds = time.perf_counter() - started
+    print(f"import {rows:>6} rows: {job['status']} in {seconds:.1f} s, "
+          f"{job['rows_accepted']} accepted, {job['rows_rejected']} rejected, "
+          f"{rows / seconds:.0f} rows/s", flush=True)
+    return {"seconds": seconds, "rows_per_s": rows / seconds, "status": job["status"],
+            "accepted": job["rows_accepted"], "rejected": job["rows_rejected"]}
+
+
+async def main(quick: bool) -> int:
+    broker = EmbeddedBroker()
+    broker.start()
+    names = [f"gvn_intake_{uuid.uuid4().hex[:8]}", f"gvn_bare_{uuid.uuid4().hex[:8]}"]
+    processes: list[subprocess.Popen] = []
+    try:
+        settings = Settings(database_url=db_url(names[0]),
+                            kafka_bootstrap_servers=broker.bootstrap)
+        await migrate_all(settings)
+        admin = await asyncpg.connect(db_url("postgres"))
+        await admin.execute(f'CREATE DATABASE "{names[1]}"')
+        await admin.close()
+        _, scout = await create_key(settings, role="scout", cluster="LITEK", name="bench scout")
+        _, partner = await create_key(settings, role="partner", cluster="LITEK", name="bench")
+        ours, bare = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+        env = {**os.environ, "DATABASE_URL": settings.database_url, "LOG_LEVEL": "WARNING",
+               "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "PORT": ours.rsplit(":", 1)[1],
+               "CONTACT_ENCRYPTION_KEY": new_key(), "INTERNAL_API_TOKEN": "bench"}
+        processes.append(subprocess.Popen([str(BIN / "gvn"), "serve", "scouting"], env=env))
+        processes.append(subprocess.Popen(
+            [str(BIN / "uvicorn"), "bench.bare_app:app", "--port", bare.rsplit(":", 1)[1],
+             "--log-level", "warning", "--no-access-log"], cwd=ROOT,
+            env={**os.environ, "BARE_DATABASE_URL": db_url(names[1])}))
+        await wait_ready(ours, processes[0])
+        await wait_ready(bare, processes[1])
+        print(f"machine: {os.cpu_count()} cores; client, servers, Postgres and broker share them")
+        bare_figures = measure("bare", f"{bare}/rows", {}, quick=quick)
+        our_figures = measure("POST", f"{ours}/v1/leads",
+                              {"Authorization": f"Bearer {scout}"}, quick=quick)
+        with tempfile.TemporaryDirectory() as folder:
+            small = await import_rows(ours, partner, 2000 if quick else 10000, Path(folder))
+            rss_small = peak_rss_mb(processes[0].pid)
+            big = await import_rows(ours, partner, 10000 if quick else 50000, Path(folder))
+            rss_big = peak_rss_mb(processes[0].pid)
+        print(f"scouting peak RSS: {rss_small:.0f} MB after the small import, "
+              f"{rss_big:.0f} MB after the large one")
+        post_rps = our_figures["flat_out"]["per_s"]
+        bare_rps = bare_figures["flat_out"]["per_s"]
+        figures = {
+            "post_rps": post_rps, "bare_rps": bare_rps,
+            "ratio": round(post_rps / bare_rps, 3) if bare_rps else None,
+            "post_p50_ms": our_figures["steady"]["p50_ms"],
+            "post_p99_ms": our_figures["steady"]["p99_ms"],
+            "bare_p99_ms": bare_figures["steady"]["p99_ms"],
+            "import_rows_per_s": round(big["rows_per_s"]),
+            "import_50k_s": round(big["seconds"], 1) if not quick else None,
+            "import_rows": 10000 if quick else 50000,
+            "peak_rss_mb": {"scouting_after_small_import": round(rss_small),
+                            "scouting_after_large_import": round(rss_big),
+                            "bare": round(peak_rss_mb(processes[1].pid))},
+        }
+        print(json.dumps(figures))
+        return 0 if big["status"] == "done" else 1
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        broker.stop()
+        admin = await asyncpg.connect(db_url("postgres"))
+        for name in names:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short steps, smaller imports")
+    sys.exit(asyncio.run(main(parser.parse_args().quick)))
