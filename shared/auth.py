@@ -102,6 +102,8 @@ async def current_caller(request: Request) -> Caller:
         raise Problem(401, "Unauthorized", "The API key is not valid.", headers=UNAUTHORIZED)
     if row.revoked_at is not None:
         raise Problem(401, "Unauthorized", "The API key was revoked.", headers=UNAUTHORIZED)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        request.app.state.write_limiter.take(row.id)
     return Caller(key_id=row.id, role=row.role, cluster=row.cluster, name=row.name)
 
 

@@ -17,6 +17,7 @@ from shared.consumer import EventConsumer
 from shared.db import Database, create_engine
 from shared.outbox import Relay
 from shared.problems import BodyLimit, RefuseNul, install_problem_handlers, problem_response
+from shared.ratelimit import WriteLimiter
 from shared.settings import Settings
 from shared.telemetry import setup_telemetry
 
@@ -59,6 +60,8 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.service, app.state.settings = service, settings
+    app.state.write_limiter = WriteLimiter(per_minute=settings.write_rate_per_minute,
+                                           burst=settings.write_burst)
     install_problem_handlers(app)
     app.add_middleware(RefuseNul)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         100, ge=0, le=60000, description="First retry delay; doubles per attempt."
     )
     max_body_bytes: int = Field(65536, ge=1024, description="Largest accepted request body.")
+    write_rate_per_minute: int = Field(
+        1200, ge=0, description="Writes a minute per API key and service process (0: no limit).")
+    write_burst: int = Field(120, ge=1, description="Writes a key may make in a burst.")
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP collector, e.g. http://otel-collector:4318. Unset: no export."
     )

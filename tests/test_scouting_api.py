@@ -204,3 +204,25 @@ async def test_far_future_dates_and_large_values_are_handled(platform: Platform)
     big = await platform.scouting.post("/v1/leads", json=a_lead(estimated_value_eur=10**10),
                                        headers=platform.auth("scout"))
     assert big.status_code == 201 and big.json()["estimated_value_eur"] == 10**10
+
+
+async def test_a_key_that_writes_too_fast_is_slowed_down_with_429(platform: Platform) -> None:
+    from shared.keys import create_key
+    from shared.ratelimit import WriteLimiter
+
+    _, token = await create_key(platform.settings, role="scout", cluster="LITEK", name="eager")
+    auth = {"Authorization": f"Bearer {token}"}
+    app = platform.apps["scouting"]
+    usual, app.state.write_limiter = app.state.write_limiter, WriteLimiter(per_minute=60, burst=3)
+    try:
+        answers = [await platform.scouting.post("/v1/leads", json=a_lead(), headers=auth)
+                   for _ in range(4)]
+        reads = await platform.scouting.get("/v1/leads", headers=auth)
+        others = await platform.scouting.post("/v1/leads", json=a_lead(),
+                                              headers=platform.auth("scout"))
+    finally:
+        app.state.write_limiter = usual
+    assert [a.status_code for a in answers] == [201, 201, 201, 429]
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert reads.status_code == 200 and others.status_code == 201
+    assert len(reads.json()["items"]) == 3
