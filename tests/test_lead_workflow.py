@@ -251,3 +251,16 @@ async def test_a_manager_deactivates_a_scout_who_then_cannot_submit(platform: Pl
     assert done.json()["active"] is False and done.json()["affiliate_market"] == "JP"
     refused = await platform.scouting.post("/v1/leads", json=unique_lead(), headers=auth)
     assert refused.status_code == 403 and "inactive" in refused.json()["detail"]
+
+
+async def test_the_programme_kpis_count_qualified_leads_once_each(platform: Platform) -> None:
+    async def qualified() -> int:
+        report = (await platform.kpi.get("/v1/kpis", headers=platform.auth("manager"))).json()
+        return next(k["value"] for k in report["kpis"] if k["key"] == "leads_qualified")
+
+    before = await qualified()
+    await move(platform, await submit(platform), to="qualified")
+
+    async def counted() -> bool:
+        return await qualified() == before + 1
+    await eventually(counted)

@@ -22,6 +22,16 @@ DEFINITIONS: tuple[KpiDefinition, ...] = (
         title="Leads reported by scouts and partner systems",
         counts=("eu.lasergo.scouting.lead.submitted.v1",),
     ),
+    KpiDefinition(
+        key="leads_qualified",
+        title="Leads a cluster manager qualified for matching",
+        counts=("eu.lasergo.scouting.lead.qualified.v1",),
+    ),
+    KpiDefinition(
+        key="leads_converted",
+        title="Leads converted into a business case, agreement or sale",
+        counts=("eu.lasergo.scouting.lead.converted.v1",),
+    ),
 )
 
 BY_KEY = {definition.key: definition for definition in DEFINITIONS}
