@@ -130,9 +130,9 @@ class RefuseNul:
             response = problem_response(422, "Invalid request", NUL_REFUSED,
                                         instance=scope.get("path", ""))
             return await response(scope, receive, send)
-        content_type = dict(scope["headers"]).get(b"content-type", b"")
-        if b"json" not in content_type:
-            return await self.app(scope, receive, send)  # files may hold any byte
+        content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip()
+        if not (content_type == b"application/json" or content_type.endswith(b"+json")):
+            return await self.app(scope, receive, send)  # uploads: streamed, checked per row
         try:
             body = await _read_body(receive)
         except Problem as error:  # the body limit, met while reading

@@ -53,6 +53,14 @@ async def markets() -> JSONResponse:
     return JSONResponse(list(get_scouting_settings().markets), headers=HEADERS)
 
 
+@router.get("/static/scout-sw.js")
+async def scout_service_worker() -> FileResponse:
+    """The worker that opens /scout offline; allowed to control /scout though it lives here."""
+    response = _file(WEB / "scout-sw.js")
+    response.headers["Service-Worker-Allowed"] = "/scout"
+    return response
+
+
 @router.get("/static/{name}")
 async def static_file(name: str) -> FileResponse:
     if name not in STATIC:

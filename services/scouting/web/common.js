@@ -17,7 +17,26 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+export const KINDS = {
+  market_need: "Market need", distributor_candidate: "Distributor candidate",
+  partner_candidate: "Partner candidate", intermediary: "Intermediary",
+  event_opportunity: "Event opportunity",
+};
+// Why the API thinks two leads are one (DuplicateCandidate.why), in the scout's words.
+export const WHY = {
+  same_counterpart: "same organisation", same_website: "same website", similar_text: "similar wording",
+};
+
 export const apiKey = () => localStorage.getItem(KEY);
+
+// A stored JSON value, or `fallback` when absent or mangled (a broken entry must not kill the page).
+export function stored(name, fallback) {
+  try {
+    return JSON.parse(localStorage.getItem(name)) ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
 
 // A link only if it is plainly http(s): a "javascript:" URL in data must never become a link.
 export const safeUrl = (url) => (/^https?:\/\//i.test(url ?? "") ? url : null);
@@ -75,7 +94,11 @@ export function keyPanel(onKey) {
     if (key && !asking) {
       panel.replaceChildren(h("p", { class: "key-line" },
         `Signed in with key ${key.slice(0, 16)}…`, " ",
-        h("button", { type: "button", class: "link", onclick: () => show(true) }, "Change key")));
+        h("button", { type: "button", class: "link", onclick: () => show(true) }, "Change key"),
+        h("button", {
+          type: "button", class: "link",
+          onclick: () => { localStorage.removeItem(KEY); show(true); }, // a shared phone
+        }, "Forget key")));
       return;
     }
     const input = h("input", { id: "api-key", type: "password", autocomplete: "off", required: true, spellcheck: "false" });

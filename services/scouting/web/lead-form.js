@@ -1,5 +1,5 @@
 // The scout's form: the draft kept in localStorage, the LeadCreate body, per-field problems.
-import { newId } from "./common.js";
+import { newId, stored } from "./common.js";
 
 const DRAFT = "gvn.scout.draft";
 
@@ -26,7 +26,7 @@ export function writeFields(form, fields) {
   }
 }
 
-export const loadDraft = () => JSON.parse(localStorage.getItem(DRAFT) ?? "null");
+export const loadDraft = () => stored(DRAFT, null);
 export const clearDraft = () => localStorage.removeItem(DRAFT);
 
 // The Idempotency-Key is born with the draft: every send of this lead carries the same one.
@@ -72,9 +72,16 @@ export function clearErrors(form) {
 
 function showError(box, message) {
   const note = box.querySelector(".error");
+  note.id ||= `${box.dataset.field.replaceAll(".", "-")}-error`;
   note.textContent = message ?? "";
   note.hidden = !message;
   for (const input of box.querySelectorAll("input, select, textarea")) {
+    // Screen readers read the message with the field, next to any hint it already has.
+    const described = new Set((input.getAttribute("aria-describedby") ?? "").split(" ").filter(Boolean));
+    if (message) described.add(note.id);
+    else described.delete(note.id);
+    if (described.size) input.setAttribute("aria-describedby", [...described].join(" "));
+    else input.removeAttribute("aria-describedby");
     if (message) input.setAttribute("aria-invalid", "true");
     else input.removeAttribute("aria-invalid");
   }
@@ -88,9 +95,10 @@ export function showErrors(form, errors) {
     const path = location.split(".").slice(1).filter((part) => !/^\d+$/.test(part));
     const box = form.querySelector(`[data-field="${CSS.escape(path.join("."))}"]`)
       ?? form.querySelector(`[data-field^="${CSS.escape(path[0] ?? "")}"]`);
-    const clean = message.replace(/^Value error, /, "");
+    const plain = message.replace(/^Value error, /, "");
+    const clean = plain.charAt(0).toUpperCase() + plain.slice(1);
     if (box) showError(box, clean);
-    else general.push(`${path.join(".") || "lead"}: ${clean}`);
+    else general.push(path.length ? `${path.join(".")}: ${clean}` : clean);
   }
   const note = form.querySelector(".form-error");
   note.textContent = general.join(" ") || "Please correct the fields marked below.";

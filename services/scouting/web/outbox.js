@@ -1,11 +1,11 @@
 // Leads waiting to be sent, kept in localStorage so a closed tab or a dead network loses nothing.
 // Each keeps the Idempotency-Key of its draft: a lead whose answer was lost is sent again and
 // the API answers with the lead it already made, never a second one.
-import { api } from "./common.js";
+import { api, stored } from "./common.js";
 
 const OUTBOX = "gvn.scout.outbox";
 
-export const items = () => JSON.parse(localStorage.getItem(OUTBOX) ?? "[]");
+export const items = () => stored(OUTBOX, []);
 const store = (list) => localStorage.setItem(OUTBOX, JSON.stringify(list));
 
 export function add(item) {
@@ -57,6 +57,7 @@ async function sendAll(report) {
     else if (result.outcome === "duplicate" || result.outcome === "invalid") {
       update(item.key, { problem: { kind: result.outcome, ...result.problem } });
     }
+    else if (result.outcome === "later") update(item.key, { failed_at: new Date().toISOString() });
     report(item, result);
     if (result.outcome === "later" || result.outcome === "unauthorized") return;
   }

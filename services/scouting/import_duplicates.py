@@ -1,0 +1,154 @@
+"""Bulk import, the duplicate check: POST's check, for a batch of rows at once.
+
+A POST looks for open leads of its cluster and market with the same counterpart key or domain,
+or with every word of its title, and lets `domain.duplicate_reason` decide. An import asks the
+same for a whole batch in two queries (counterparts by index, titles by the GIN index), and
+finds rows accepted earlier in the same batch, not yet saved, in memory the same way.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.scouting import domain, imports, queries
+from services.scouting.models import Lead
+
+TITLE_MATCHES_PER_LEAD = 50  # as in queries.duplicate_candidates
+REPORTED_PER_ROW = 10
+CANDIDATE_COLUMNS = ("id", "title", "description", "target_market", "counterpart_key",
+                     "counterpart_domain", "submitted_at")
+SAVED = Lead.__table__
+# For this transaction only: a generic plan (chosen after a prepared statement's fifth run) or
+# JIT compilation would cost far more than the queries. And words of newly saved leads wait in
+# the GIN index's pending list, which every search reads in full: merge it in first.
+PREPARE_SEARCH = sa.text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+    "set_config('jit', 'off', true), gin_clean_pending_list('leads_search')")
+
+
+async def reject_duplicates(session: AsyncSession, rows: list[imports.Row]) -> None:
+    """Turn rows that repeat an open lead (saved, or accepted earlier in the batch) into
+    rejections, unless the row confirmed it is new."""
+    checked = [row.lead for row in rows if row.lead and row.check_duplicates]
+    saved = await saved_candidates(session, checked)
+    batch = BatchLeads()
+    for row in rows:
+        if row.lead and row.check_duplicates:
+            olds = [*batch.like(row.lead), *saved.get(row.lead.id, ())]
+            found = [(old.id, why) for old in olds
+                     if (why := domain.duplicate_reason(row.lead, old))]
+            if found:
+                row.lead, row.errors = None, [duplicate_error(found)]
+        if row.lead:
+            batch.add(row.lead)
+
+
+def duplicate_error(found: list[tuple[UUID, str]]) -> dict[str, str]:
+    listed = ", ".join(f"{lead_id} ({why})" for lead_id, why in found[:REPORTED_PER_ROW])
+    return {"location": "duplicate_check",
+            "message": f"Likely duplicate of open lead {listed}. Set duplicate_check to "
+            "confirmed_new to import it anyway."}
+
+
+async def saved_candidates(session: AsyncSession,
+                           leads: list[imports.NewLead]) -> dict[UUID, list[Any]]:
+    """For every lead, newest first, the saved leads a POST of it would be checked against."""
+    if not leads:
+        return {}
+    await session.execute(PREPARE_SEARCH)
+    found: dict[UUID, dict[UUID, Any]] = defaultdict(dict)
+    for lead_id, old in [*await _same_counterpart(session, leads),
+                         *await _title_words(session, leads)]:
+        found[lead_id][old.id] = old
+    return {lead_id: sorted(olds.values(), key=lambda old: old.submitted_at, reverse=True)
+            for lead_id, olds in found.items()}
+
+
+def _texts(values: list[Any]) -> sa.BindParameter:
+    return sa.bindparam(None, values, type_=ARRAY(sa.Text))
+
+
+def _open(leads: Any, *, cluster: str) -> sa.ColumnElement[bool]:
+    return sa.and_(leads.c.cluster == cluster, leads.c.status.in_(domain.OPEN_STATUSES),
+                   leads.c.submitted_at > datetime.now(UTC) - queries.DUPLICATE_LOOKBACK)
+
+
+async def _same_counterpart(session: AsyncSession,
+                            leads: list[imports.NewLead]) -> Iterator[tuple[UUID, Any]]:
+    """(lead id, saved lead) pairs with the same counterpart key or domain in the same market."""
+    keys = {(lead.target_market, "key", lead.counterpart_key) for lead in leads}
+    domains = {(lead.target_market, "domain", lead.counterpart_domain) for lead in leads}
+    # The values as arrays: index lookups on (cluster, market, key) and (.., domain).
+    query = sa.select(*(SAVED.c[name] for name in CANDIDATE_COLUMNS)).where(
+        _open(SAVED, cluster=leads[0].cluster),
+        SAVED.c.target_market == sa.any_(_texts(sorted({lead.target_market for lead in leads}))),
+        sa.or_(SAVED.c.counterpart_key == sa.any_(_texts(sorted({k for _, _, k in keys if k}))),
+               SAVED.c.counterpart_domain == sa.any_(
+                   _texts(sorted({d for _, _, d in domains if d})))))
+    olds: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    for old in await session.execute(query):
+        olds[(old.target_market, "key", old.counterpart_key)].append(old)
+        olds[(old.target_market, "domain", old.counterpart_domain)].append(old)
+    return ((lead.id, old) for lead in leads for hint in _hints(lead, words=set())
+            for old in olds.get(hint, ()))
+
+
+async def _title_words(session: AsyncSession,
+                       leads: list[imports.NewLead]) -> Iterator[tuple[UUID, Any]]:
+    """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding
+    every word of its title."""
+    given = sa.func.unnest(
+        _texts([str(lead.id) for lead in leads]), _texts([lead.title for lead in leads]),
+        _texts([lead.target_market for lead in leads]),
+    ).table_valued("lead_id", "title", "market").render_derived(name="given")
+    # OFFSET 0 keeps the word match a query of its own, run on the GIN index, rather than a
+    # filter over every lead of the market.
+    hits = (sa.select(SAVED).where(
+        SAVED.c.search.op("@@")(sa.func.plainto_tsquery("simple", given.c.title)))
+        .offset(0).correlate(given).subquery("hits"))
+    newest = (sa.select(*(hits.c[name] for name in CANDIDATE_COLUMNS))
+              .where(_open(hits, cluster=leads[0].cluster), hits.c.target_market == given.c.market)
+              .order_by(hits.c.submitted_at.desc()).limit(TITLE_MATCHES_PER_LEAD).lateral())
+    query = sa.select(given.c.lead_id, newest).select_from(given).join(newest, sa.true())
+    return ((UUID(row.lead_id), row) for row in await session.execute(query))
+
+
+def _hints(lead: imports.NewLead, *, words: set[str]) -> list[tuple[str, str, str]]:
+    """What finds a lead's look-alikes, per market: its counterpart key and domain, and words."""
+    market = lead.target_market
+    hints = [(market, "word", word) for word in words]
+    if lead.counterpart_key:
+        hints.append((market, "key", lead.counterpart_key))
+    if lead.counterpart_domain:
+        hints.append((market, "domain", lead.counterpart_domain))
+    return hints
+
+
+class BatchLeads:
+    """Leads accepted earlier in this batch, found as the queries find saved ones."""
+
+    def __init__(self) -> None:
+        self.leads: list[imports.NewLead] = []
+        self.index: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+
+    def add(self, lead: imports.NewLead) -> None:
+        position = len(self.leads)
+        self.leads.append(lead)
+        text = f"{lead.title} {lead.description} {lead.counterpart_name or ''}"
+        for hint in _hints(lead, words=domain.words(text)):
+            self.index[hint].add(position)
+
+    def like(self, lead: imports.NewLead) -> list[imports.NewLead]:
+        """Candidates for `lead`, newest first."""
+        market = lead.target_market
+        title = [self.index.get((market, "word", word), set()) for word in domain.words(lead.title)]
+        hits = set.intersection(*title) if title else set()
+        for hint in _hints(lead, words=set()):
+            hits |= self.index.get(hint, set())
+        return [self.leads[position] for position in sorted(hits, reverse=True)]
