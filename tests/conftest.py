@@ -112,7 +112,7 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
         yield platform
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0) -> Any:  # noqa: ASYNC109
     """Poll `check` until it returns something truthy; fail with its last answer otherwise."""
     deadline = time.monotonic() + timeout
     while True:

@@ -64,7 +64,7 @@ async def test_gvn_up_runs_the_whole_platform_and_ctrl_c_stops_all_of_it(
     name = f"gvn_up_{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env |= {"DATABASE_URL": _database_url(name), "DATA_DIR": str(tmp_path / "data")}
-    up = subprocess.Popen([*GVN, "up"], env=env, stdout=subprocess.PIPE,
+    up = subprocess.Popen([*GVN, "up"], env=env, stdout=subprocess.PIPE,  # noqa: ASYNC220
                           stderr=subprocess.STDOUT, text=True)
     try:
         lines = await asyncio.wait_for(asyncio.to_thread(_read_until, up, "Ctrl-C"), 120)

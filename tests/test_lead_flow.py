@@ -1,12 +1,16 @@
 """End to end: a lead posted to scouting reaches matching, crm and kpi through the broker."""
 
 import secrets
+from datetime import datetime
 
 from tests.conftest import Platform, a_lead, eventually
 
 
-async def leads_submitted(platform: Platform, who: str = "manager") -> int:
-    answer = await platform.kpi.get("/v1/kpis", headers=platform.auth(who))
+async def leads_submitted(platform: Platform, who: str = "manager", *,
+                          since: datetime | None = None) -> int:
+    """The KPI as a manager reads it; `since` counts only leads submitted from then on."""
+    params = {"from": since.isoformat()} if since else {}
+    answer = await platform.kpi.get("/v1/kpis", params=params, headers=platform.auth(who))
     assert answer.status_code == 200, answer.text
     return next(k["value"] for k in answer.json()["kpis"] if k["key"] == "leads_submitted")
 

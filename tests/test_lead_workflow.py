@@ -122,7 +122,7 @@ async def test_near_identical_text_is_a_duplicate_hint_but_another_cluster_is_no
 
 async def test_leads_are_searchable_and_pages_are_stable(platform: Platform) -> None:
     marker = uuid.uuid4().hex[:8]
-    for n in range(5):
+    for _ in range(5):
         await submit(platform, who="partner", target_market="KR",
                      technologies=[f"tag{marker}"], application_areas=["sensing"])
     found = []
@@ -228,7 +228,8 @@ def test_duplicate_reasons_name_what_matched() -> None:
                                       counterpart_domain="kmo.jp")) == "same_website"
     assert duplicate_reason(new, Lead(title="Handheld OCT for ENT",
                                       description="clinics in Osaka want one!",
-                                      counterpart_key=None, counterpart_domain=None)) == "similar_text"
+                                      counterpart_key=None,
+                                      counterpart_domain=None)) == "similar_text"
     assert duplicate_reason(new, Lead(title="Raman probe", description="for breast surgery",
                                       counterpart_key=None, counterpart_domain=None)) is None
 

@@ -129,7 +129,8 @@ async def test_another_key_may_use_the_same_idempotency_key(platform: Platform) 
     mine = await platform.scouting.post(
         "/v1/leads", json=a_lead(), headers={**platform.auth("scout"), "Idempotency-Key": key})
     theirs = await platform.scouting.post(
-        "/v1/leads", json=a_lead(), headers={**platform.auth("other_scout"), "Idempotency-Key": key})
+        "/v1/leads", json=a_lead(),
+        headers={**platform.auth("other_scout"), "Idempotency-Key": key})
     assert mine.json()["id"] != theirs.json()["id"]
 
 

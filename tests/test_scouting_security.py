@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from services.scouting.queries import WITHHELD
 from aiokafka import AIOKafkaProducer
 
+from services.scouting.queries import WITHHELD
 from shared.contracts.crm import ContactEstablished
 from shared.events import Event
 from shared.keys import create_key

@@ -55,7 +55,8 @@ async def duplicate_candidates(
     for old in (await session.execute(query)).scalars():
         if why := domain.duplicate_reason(lead, old):
             shown = domain.visible_to(old, viewer)
-            found.append({"id": old.id if shown else None, "title": old.title if shown else WITHHELD,
+            found.append({"id": old.id if shown else None,
+                          "title": old.title if shown else WITHHELD,
                           "status": old.status, "why": why})
     return found[:10]
 
