@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+UNIQUE = b"%N%"  # placeholder in a body template, replaced per request
 
 
 def _cpu_seconds() -> float:
@@ -41,8 +42,10 @@ class _HttpxPost:
         self.url, self.body = url, body
         self.headers = {**headers, "content-type": "application/json"}
 
-    async def post(self) -> tuple[int, bytes]:
-        response = await self.client.post(self.url, content=self.body, headers=self.headers)
+    async def post(self, body: bytes, token: str | None) -> tuple[int, bytes]:
+        headers = self.headers if token is None else {**self.headers,
+                                                      "authorization": f"Bearer {token}"}
+        response = await self.client.post(self.url, content=body, headers=headers)
         return response.status_code, response.content
 
     async def close(self) -> None:
@@ -73,7 +76,7 @@ class _Conn(asyncio.Protocol):
             return
         lines = bytes(self.buffer[:end]).split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
-        length, chunked = 0, False
+        length, chunked, close = 0, False, False
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             name = name.strip().lower()
@@ -81,6 +84,8 @@ class _Conn(asyncio.Protocol):
                 length = int(value)
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
         rest = bytes(self.buffer[end + 4:])
         if chunked:
             body, pos = b"", 0
@@ -101,6 +106,9 @@ class _Conn(asyncio.Protocol):
                 return
             body, used = rest[:length], end + 4 + length
         del self.buffer[:used]
+        if close:  # the server ends this connection: never reuse it
+            self.closed = True
+            self.transport.close()
         waiter, self.waiter = self.waiter, None
         if not waiter.done():
             waiter.set_result((status, body))
@@ -112,13 +120,13 @@ class _LeanPost:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname, parts.port or 80
         head = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}",
-                "Content-Type: application/json", f"Content-Length: {len(body)}"]
+                "Content-Type: application/json"]
         head += [f"{k}: {v}" for k, v in headers.items()]
-        self.request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        self.head = ("\r\n".join(head) + "\r\nContent-Length: ").encode()
         self.idle: list[_Conn] = []
         self.timeout = timeout
 
-    async def post(self) -> tuple[int, bytes]:
+    async def post(self, body: bytes, token: str | None) -> tuple[int, bytes]:
         conn = None
         while self.idle:
             candidate = self.idle.pop()
@@ -129,7 +137,8 @@ class _LeanPost:
             _, conn = await asyncio.get_running_loop().create_connection(
                 _Conn, self.host, self.port)
         conn.waiter = asyncio.get_running_loop().create_future()
-        conn.transport.write(self.request)
+        auth = b"" if token is None else b"\r\nAuthorization: Bearer " + token.encode()
+        conn.transport.write(self.head + b"%d%s\r\n\r\n" % (len(body), auth) + body)
         try:
             status, body = await asyncio.wait_for(conn.waiter, self.timeout)
         except BaseException:
@@ -146,7 +155,7 @@ class _LeanPost:
 
 async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, duration: float,
                 start_wall: float, max_inflight: int, timeout: float,
-                client_kind: str) -> dict[str, Any]:
+                client_kind: str, tag: str, tokens: list[str] | None) -> dict[str, Any]:
     if urlsplit(url).hostname not in LOOPBACK:
         raise ValueError(f"refusing a non-loopback target: {url}")
     total = max(1, round(rate * duration))
@@ -155,17 +164,20 @@ async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, dur
     inflight = 0
     late = 0.0  # worst lateness of a send vs its schedule, seconds
     done = asyncio.Event()
+    unique = UNIQUE in body
     kind = {"httpx": _HttpxPost, "lean": _LeanPost}[client_kind]
     client = kind(url, headers, body, max_inflight, timeout)
     try:
 
-        async def one() -> None:
+        async def one(index: int) -> None:
             nonlocal inflight
             sent = time.time()
             began = time.perf_counter()
             status, lead_id = -1, None
+            payload = body.replace(UNIQUE, b"%sn%07d" % (tag.encode(), index)) if unique else body
             try:
-                status, content = await client.post()
+                token = tokens[index % len(tokens)] if tokens else None
+                status, content = await client.post(payload, token)
                 if status == 201:
                     lead_id = json.loads(content)["id"]
             except Exception:  # timeouts, resets: counted as errors, never retried
@@ -191,7 +203,7 @@ async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, dur
                     shed += 1
                     continue
                 inflight += 1
-                task = asyncio.create_task(one())
+                task = asyncio.create_task(one(launched))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if launched < total:
@@ -211,8 +223,14 @@ async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, dur
 
 def run_step(url: str, headers: dict[str, str], body: bytes, rate: float, duration: float,
              start_wall: float, max_inflight: int = 64, timeout: float = 15.0,
-             client_kind: str = "lean") -> dict[str, Any]:
-    """One constant-rate step; returns per-request results and the client's own CPU time."""
+             client_kind: str = "lean", tag: str = "",
+             tokens: list[str] | None = None) -> dict[str, Any]:
+    """One constant-rate step; returns per-request results and the client's own CPU time.
+
+    If `body` contains `%N%`, each request replaces it with `<tag>n<request number>` (one
+    word), so that every lead of a run can be made distinct. With `tokens`, request i carries
+    `Authorization: Bearer tokens[i % len(tokens)]` (writes are rate-limited per key).
+    """
     try:
         import uvloop
 
@@ -220,7 +238,7 @@ def run_step(url: str, headers: dict[str, str], body: bytes, rate: float, durati
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         runner = asyncio.run
     return runner(_step(url, headers, body, rate, duration, start_wall, max_inflight, timeout,
-                        client_kind))
+                        client_kind, tag, tokens))
 
 
 def ignore_sigint() -> None:
