@@ -3,8 +3,9 @@
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
@@ -93,11 +94,7 @@ async def current_caller(request: Request) -> Caller:
     if len(parts) != 3 or parts[0] != "gvn":
         raise Problem(401, "Unauthorized", "An API key is required (Authorization: Bearer ...).",
                       headers=UNAUTHORIZED)
-    db = request.app.state.db
-    async with db.engine.connect() as conn:
-        row = (await conn.execute(
-            sa.select(api_keys).where(api_keys.c.prefix == parts[1])
-        )).first()
+    row = await _key_row(request, parts[1])
     if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(token)):
         raise Problem(401, "Unauthorized", "The API key is not valid.", headers=UNAUTHORIZED)
     if row.revoked_at is not None:
@@ -105,6 +102,22 @@ async def current_caller(request: Request) -> Caller:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         request.app.state.write_limiter.take(row.id)
     return Caller(key_id=row.id, role=row.role, cluster=row.cluster, name=row.name)
+
+
+async def _key_row(request: Request, prefix: str) -> Any:
+    """The key's row, remembered for AUTH_CACHE_SECONDS (so a revocation takes that long)."""
+    cache: dict[str, tuple[float, Any]] = request.app.state.key_cache
+    ttl = request.app.state.settings.auth_cache_seconds
+    cached = cache.get(prefix)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    async with request.app.state.db.engine.connect() as conn:
+        row = (await conn.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix))).first()
+    if ttl > 0:
+        if len(cache) > 10_000:
+            cache.clear()  # bounded: many different keys at once is not the common case
+        cache[prefix] = (time.monotonic() + ttl, row)
+    return row
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]

@@ -11,8 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
-import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
@@ -166,37 +166,41 @@ class EventConsumer:
                   error, extra={"consumer": self.name})
 
     async def _handle_in_one_transaction(self, events: list[Event[Any]]) -> None:
+        """One transaction: the batch's inbox rows in one statement, then new events' handlers."""
         started = time.perf_counter()
         outcomes: list[str] = []
         async with transaction(self.db) as tx:
+            fresh = await self._record_in_inbox(tx, events)
             for event in events:
-                outcomes.append(await self._apply(tx, event))
+                if event.id not in fresh:
+                    outcomes.append("duplicate")
+                    continue
+                fresh.discard(event.id)  # a second copy in the same batch is a duplicate too
+                await self._apply(tx, event)
+                outcomes.append("handled")
         HANDLER_SECONDS.labels(self.service, self.name).observe(time.perf_counter() - started)
         for outcome in outcomes:
             EVENTS_CONSUMED.labels(self.service, self.name, outcome).inc()
 
-    async def _apply(self, tx: Transaction, event: Event[Any]) -> str:
-        """Record the event in the inbox; run the handler only if it was not there yet."""
+    async def _record_in_inbox(self, tx: Transaction, events: list[Event[Any]]) -> set[UUID]:
+        """Insert the inbox rows; the ids it returns are the events not seen before."""
+        rows = [{"consumer": self.name, "event_id": e.id, "event_type": e.type,
+                 "trace_id": e.trace_id} for e in events]
+        inserted = await tx.session.execute(
+            insert(inbox).values(rows).on_conflict_do_nothing().returning(inbox.c.event_id))
+        return set(inserted.scalars())
+
+    async def _apply(self, tx: Transaction, event: Event[Any]) -> None:
+        """Run the event's handler inside a consumer span that continues the producer's trace."""
         with self._tracer.start_as_current_span(
             f"process {event.data.topic}", context=propagate.extract(event.trace),
             kind=SpanKind.CONSUMER,
             attributes={"messaging.system": "kafka", "messaging.message.id": str(event.id),
                         "messaging.consumer.group.name": self.group},
-        ) as span:
-            trace_id = format(span.get_span_context().trace_id, "032x")
-            fresh = await tx.session.execute(
-                insert(inbox)
-                .values(consumer=self.name, event_id=event.id, event_type=event.type,
-                        trace_id=trace_id)
-                .on_conflict_do_nothing()
-                .returning(sa.literal(1))
-            )
-            if fresh.first() is None:
-                return "duplicate"
+        ):
             tx.cause = event
             handler = self.handlers.get(event.type) or self.handlers[ANY_EVENT]
             await handler(tx, event)
-            return "handled"
 
     async def _handle_with_retries(self, record: ConsumerRecord, event: Event[Any]) -> None:
         delay = self.settings.consumer_retry_backoff_ms / 1000

@@ -25,7 +25,9 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
         asyncpg_url(settings.service_database_url(service)),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping (a round trip per checkout): a dead connection fails its one use, is
+        # dropped from the pool, and consumers retry; recycling bounds a connection's age.
+        pool_recycle=1800,
         connect_args={"server_settings": {"search_path": service}},
     )
 

@@ -89,6 +89,7 @@ class Relay:
             await conn.add_listener(f"{self.service}_outbox", lambda *_: self.wake.set())
             log.info("relay of %s is active", self.service)
             while True:
+                self.wake.clear()  # before the SELECT: a NOTIFY during it is not lost
                 published = await self.publish_batch(conn)
                 if published == 0:
                     await self._idle(conn)
@@ -101,7 +102,6 @@ class Relay:
             self._last_housekeeping = now
             await self._observe_backlog(conn)
             await self._purge_expired(conn)
-        self.wake.clear()
         try:
             await asyncio.wait_for(self.wake.wait(), self.settings.outbox_poll_interval_s)
         except TimeoutError:

@@ -60,6 +60,7 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.service, app.state.settings = service, settings
+    app.state.key_cache = {}
     app.state.write_limiter = WriteLimiter(per_minute=settings.write_rate_per_minute,
                                            burst=settings.write_burst)
     install_problem_handlers(app)

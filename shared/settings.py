@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     write_rate_per_minute: int = Field(
         1200, ge=0, description="Writes a minute per API key and service process (0: no limit).")
     write_burst: int = Field(120, ge=1, description="Writes a key may make in a burst.")
+    auth_cache_seconds: float = Field(
+        2.0, ge=0, le=300, description="How long a service remembers a key it looked up; a "
+        "revocation takes effect within this time (0: look up on every request).")
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP collector, e.g. http://otel-collector:4318. Unset: no export."
     )

@@ -51,6 +51,7 @@ async def settings(broker: EmbeddedBroker) -> AsyncIterator[Settings]:
         kafka_topic_partitions=3, consumer_retry_backoff_ms=20, outbox_poll_interval_s=0.2,
         db_pool_size=5, contact_encryption_key=new_key(), internal_api_token=INTERNAL_TOKEN,
         write_rate_per_minute=0,  # the limiter has its own test; the rest must not be throttled
+        auth_cache_seconds=0,  # revocations are checked at once
     )
     await migrate_all(settings)
     yield settings

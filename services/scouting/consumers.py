@@ -1,4 +1,4 @@
-"""Scouting's consumers: matches move qualified leads on; crm's contacts end scouting's copy."""
+"""Scouting's consumer: matches move qualified leads on; crm's contacts end scouting's copy."""
 
 from services.scouting import handlers
 from shared.consumer import EventConsumer, handlers_for
@@ -8,16 +8,11 @@ from shared.settings import Settings
 
 
 def consumers(settings: Settings, db: Database) -> list[EventConsumer]:
-    return [
-        EventConsumer(
-            settings, service="scouting", name="matches", db=db,
-            topics=[matching.MatchProposed.topic],
-            handlers=handlers_for((matching.MatchProposed, handlers.on_match),
-                                  (matching.MatchAccepted, handlers.on_match)),
-        ),
-        EventConsumer(
-            settings, service="scouting", name="contacts", db=db,
-            topics=[crm.ContactEstablished.topic],
-            handlers=handlers_for((crm.ContactEstablished, handlers.on_contact_established)),
-        ),
-    ]
+    # One consumer for both topics: each group member polls the broker, so fewer is cheaper.
+    return [EventConsumer(
+        settings, service="scouting", name="events", db=db,
+        topics=[matching.MatchProposed.topic, crm.ContactEstablished.topic],
+        handlers=handlers_for((matching.MatchProposed, handlers.on_match),
+                              (matching.MatchAccepted, handlers.on_match),
+                              (crm.ContactEstablished, handlers.on_contact_established)),
+    )]

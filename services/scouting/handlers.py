@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 
 from services.scouting import domain, queries
 from services.scouting.contacts import ContactVault
@@ -41,18 +42,20 @@ class LikelyDuplicate(Exception):
         self.candidates = candidates
 
 
-async def scout_for(tx: Transaction, caller: Caller) -> Scout | None:
+async def scout_for(tx: Transaction, caller: Caller) -> UUID | None:
     """The scout behind a scout key, registered on first use; inactive scouts are refused."""
     if caller.role != "scout":
         return None
-    query = sa.select(Scout).where(Scout.key_id == caller.key_id)
-    scout = (await tx.session.execute(query)).scalar()
-    if scout is None:
-        scout = Scout(key_id=caller.key_id, name=caller.name, home_cluster=caller.cluster or "")
-        tx.session.add(scout)
-    elif not scout.active:
+    # One statement, safe when a new scout's first leads arrive at the same time.
+    registered = await tx.session.execute(
+        insert(Scout).values(id=uuid4(), key_id=caller.key_id, name=caller.name,
+                             home_cluster=caller.cluster or "")
+        .on_conflict_do_update(index_elements=[Scout.key_id], set_={"key_id": caller.key_id})
+        .returning(Scout.id, Scout.active))
+    scout_id, active = registered.one()
+    if not active:
         raise Problem(403, "Forbidden", "This scout is inactive; ask your cluster manager.")
-    return scout
+    return scout_id
 
 
 def build_lead(body: LeadCreate, caller: Caller, *, vault: ContactVault, now: datetime) -> Lead:
@@ -95,8 +98,7 @@ async def submit_lead(
         candidates = await queries.duplicate_candidates(tx.session, lead, viewer=caller)
         if candidates:
             raise LikelyDuplicate(candidates)
-    scout = await scout_for(tx, caller)
-    lead.scout_id = scout.id if scout else None
+    lead.scout_id = await scout_for(tx, caller)
     tx.session.add(lead)
     tx.session.add(LeadTransition(lead_id=lead.id, from_status=None, to_status="submitted",
                                   by_key=caller.key_id))
