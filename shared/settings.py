@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = Field(6, ge=1, le=1000, description="Partitions per topic.")
     kafka_replication_factor: int = Field(1, ge=1, le=5, description="Replicas per topic.")
     kafka_fetch_max_wait_ms: int = Field(
-        10, ge=0, le=5000, description="How long the broker may hold a fetch (latency knob)."
-    )
+        50, ge=0, le=5000, description="How long the broker may hold a fetch: the dev broker "
+        "holds each fetch this long, so it trades latency against polling cost.")
     outbox_batch_size: int = Field(500, ge=1, le=10000, description="Rows per relay batch.")
     outbox_poll_interval_s: float = Field(
         1.0, gt=0, description="Relay poll when no NOTIFY arrives (safety net)."

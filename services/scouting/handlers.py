@@ -100,10 +100,10 @@ async def submit_lead(
             raise LikelyDuplicate(candidates)
     lead.scout_id = await scout_for(tx, caller)
     tx.session.add(lead)
+    # The first transition is the audit record of the submission: who, when.
     tx.session.add(LeadTransition(lead_id=lead.id, from_status=None, to_status="submitted",
                                   by_key=caller.key_id))
     tx.emit(lead_submitted(lead))
-    await tx.audit(api_key_id=caller.key_id, action="lead.submit", subject=str(lead.id))
     return lead
 
 
