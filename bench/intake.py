@@ -122,14 +122,20 @@ def write_csv(path: Path, rows: int) -> None:
                           f"Seoul Optics {tag}", "medium"])
 
 
+async def chunks(path: Path):  # noqa: ANN201 - streamed upload, never the whole file in memory
+    with path.open("rb") as file:
+        while block := file.read(1 << 16):
+            yield block
+
+
 async def import_rows(url: str, token: str, rows: int, folder: Path) -> dict:
     path = folder / f"leads-{rows}.csv"
     write_csv(path, rows)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
     async with httpx.AsyncClient(timeout=120) as client:
         started = time.perf_counter()
-        with path.open("rb") as file:
-            answer = await client.post(f"{url}/v1/lead-imports", content=file, headers=headers)
+        answer = await client.post(f"{url}/v1/lead-imports", content=chunks(path),
+                                   headers=headers)
         answer.raise_for_status()
         job_url = f"{url}/v1/lead-imports/{answer.json()['id']}"
         while True:

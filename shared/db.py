@@ -28,7 +28,11 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
         # No pre-ping (a round trip per checkout): a dead connection fails its one use, is
         # dropped from the pool, and consumers retry; recycling bounds a connection's age.
         pool_recycle=1800,
-        connect_args={"server_settings": {"search_path": service}},
+        # Custom plans: a generic plan for a search with optional filters scans whole tables.
+        # No JIT: its compile time dwarfs the short queries services make.
+        connect_args={"server_settings": {"search_path": service,
+                                          "plan_cache_mode": "force_custom_plan",
+                                          "jit": "off"}},
     )
 
 
