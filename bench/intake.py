@@ -170,8 +170,9 @@ async def main(quick: bool) -> int:
                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "PORT": ours.rsplit(":", 1)[1],
                "CONTACT_ENCRYPTION_KEY": new_key(), "INTERNAL_API_TOKEN": "bench",
                "WRITE_RATE_PER_MINUTE": "0"}  # one key drives all the load
-        processes.append(subprocess.Popen([str(BIN / "gvn"), "serve", "scouting"], env=env))
-        processes.append(subprocess.Popen(
+        processes.append(subprocess.Popen(  # noqa: ASYNC220 - start-up, before any load
+            [str(BIN / "gvn"), "serve", "scouting"], env=env))
+        processes.append(subprocess.Popen(  # noqa: ASYNC220
             [str(BIN / "uvicorn"), "bench.bare_app:app", "--port", bare.rsplit(":", 1)[1],
              "--log-level", "warning", "--no-access-log"], cwd=ROOT,
             env={**os.environ, "BARE_DATABASE_URL": db_url(names[1])}))
@@ -182,7 +183,7 @@ async def main(quick: bool) -> int:
         our_figures = measure("POST", f"{ours}/v1/leads",
                               {"Authorization": f"Bearer {scout}"}, quick=quick)
         with tempfile.TemporaryDirectory() as folder:
-            small = await import_rows(ours, partner, 2000 if quick else 10000, Path(folder))
+            await import_rows(ours, partner, 2000 if quick else 10000, Path(folder))
             rss_small = peak_rss_mb(processes[0].pid)
             big = await import_rows(ours, partner, 10000 if quick else 50000, Path(folder))
             rss_big = peak_rss_mb(processes[0].pid)
