@@ -196,12 +196,20 @@ async def _mark(db: Database, job_id: UUID, *, status: str, was: tuple[str, ...]
     return moved.rowcount == 1
 
 
+class JobStopped(Exception):
+    """The service is stopping: the job ends between two batches."""
+
+
+STOP_GRACE_S = 30.0  # a batch takes well under a second; a stuck one is cancelled after this
+
+
 class ImportJobs:
     """This process's import jobs: started by the API, cancelled at shutdown."""
 
     def __init__(self, *, db: Database, vault: ContactVault, dsn: str) -> None:
         self.db, self.vault, self.dsn = db, vault, dsn
         self.tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
         self._running = asyncio.Semaphore(RUNNING_PER_PROCESS)
 
     def check_capacity(self) -> None:
@@ -231,11 +239,20 @@ class ImportJobs:
         return result.rowcount
 
     async def stop(self) -> None:
-        """Cancel every job; each records that it was interrupted and releases its lock."""
-        await asyncio.sleep(0)  # jobs created just now enter their try blocks before the cancel
-        for task in self.tasks:
+        """Stop every job between two batches; each records that it was interrupted.
+
+        Cancelling a job inside a batch could cut a database statement in half (asyncpg's
+        executemany then waits for the server, which waits for the rest: neither ends), so
+        jobs are asked to stop and given a batch's time; only then are they cancelled.
+        """
+        self.stopping = True
+        await asyncio.sleep(0)  # jobs created just now enter their try blocks
+        if not self.tasks:
+            return
+        _, late = await asyncio.wait(set(self.tasks), timeout=STOP_GRACE_S)
+        for task in late:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*late, return_exceptions=True)
 
     async def _run(self, job: ImportJob, lock: asyncpg.Connection) -> None:
         try:
@@ -244,6 +261,8 @@ class ImportJobs:
             await _mark(self.db, job.id, status="done", was=("running",))
         except JobGone:
             log.warning("lead import %s was marked failed elsewhere; it stopped", job.id)
+        except JobStopped:
+            await _mark(self.db, job.id, status="failed", was=ACTIVE, error=INTERRUPTED)
         except asyncio.CancelledError:
             await _mark(self.db, job.id, status="failed", was=ACTIVE, error=INTERRUPTED)
             raise
@@ -269,6 +288,8 @@ class ImportJobs:
         upcoming = next_batch()
         try:
             while rows := await upcoming:
+                if self.stopping:
+                    raise JobStopped(job.id)
                 upcoming = next_batch()  # validated in a thread while this batch is saved
                 async with transaction(self.db) as tx:
                     await store_batch(tx, job.id, rows)
