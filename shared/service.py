@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.asyncapi import asyncapi_document
 from shared.broker import dead_letter_topic, ensure_topics
 from shared.consumer import EventConsumer
+from shared.contracts import all_topics
 from shared.db import Database, create_engine
 from shared.outbox import Relay
 from shared.problems import BodyLimit, RefuseNul, install_problem_handlers, problem_response
@@ -75,12 +76,10 @@ def create_service_app(
 
 async def _start_consumers(settings: Settings, app: FastAPI) -> None:
     """Topics first (retrying while the broker is away), then one task per consumer."""
-    groups = [consumer.group for consumer in app.state.consumers]
+    dead_letters = [dead_letter_topic(consumer.group) for consumer in app.state.consumers]
     while True:
         try:
-            await ensure_topics(settings, None)
-            if groups:
-                await ensure_topics(settings, [dead_letter_topic(group) for group in groups])
+            await ensure_topics(settings, all_topics() + dead_letters)
             break
         except Exception as error:
             log.warning("topic bootstrap failed (%s); retrying", error)

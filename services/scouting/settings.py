@@ -4,9 +4,10 @@ from functools import lru_cache
 
 from pydantic import Field
 
+from shared.programme import MARKETS
 from shared.settings import Settings
 
-PROGRAMME_MARKETS = ("CA", "US-EAST", "US-WEST", "IL", "KR", "JP", "SG", "MY", "AU", "NZ")
+PROGRAMME_MARKETS = tuple(MARKETS)  # the programme's ten target markets
 
 
 class ScoutingSettings(Settings):
