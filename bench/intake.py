@@ -3,12 +3,14 @@ FastAPI endpoint that inserts one row with asyncpg, measured in the same run.
 
     .venv/bin/python bench/intake.py            # full run (about 3 minutes)
     .venv/bin/python bench/intake.py --quick    # short run
+    .venv/bin/python bench/intake.py --quick --py-spy /tmp/spy   # and profile scouting
 
 Method: one fresh Tansu broker and one fresh database per flow (dropped at the end); the
 scouting service runs as `gvn serve scouting` (its relay publishes every lead), the bare app
-under uvicorn. Load comes from bench/loadgen.py (open loop, a separate process): requests/s is
-the rate of 201 answers while offering more than the server can take (max 64 in flight);
-p50/p99 are measured at a constant 200 requests/s. Every lead has a unique title and the
+under uvicorn. Load comes from bench/loadgen.py (a separate process): requests/s is the rate
+of 201 answers flat out (64 clients, each sending its next request when the last is answered;
+an open loop far above capacity would burn a core of client CPU on requests it sheds); p50/p99
+are measured at a constant 200 requests/s (open loop). Every lead has a unique title and the
 default duplicate check ("warn"), so each POST also searches for duplicates. The import posts
 a CSV of N rows (streamed from disk) and polls the job until done; it runs at 10,000 and at
 50,000 rows so that peak RSS can be compared (flat memory: the same peak for both).
@@ -82,12 +84,17 @@ async def wait_ready(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def load(url: str, headers: dict[str, str], *, rate: float, seconds: float) -> dict:
-    """One open-loop step in a separate process, so the client does not share our loop."""
+def load(url: str, headers: dict[str, str], *, rate: float | None, seconds: float) -> dict:
+    """One step in a separate process, so the client does not share our loop: open loop at
+    `rate`, or flat out (closed loop, 64 in flight) when `rate` is None."""
     body = json.dumps(LEAD).encode().replace(b"%N%", loadgen.UNIQUE)
+    tag, start = uuid.uuid4().hex[:6], time.time() + 0.5
     with concurrent.futures.ProcessPoolExecutor(1, initializer=loadgen.ignore_sigint) as pool:
-        return pool.submit(loadgen.run_step, url, headers, body, rate, seconds,
-                           time.time() + 0.5, 64, 15.0, "lean", uuid.uuid4().hex[:6]).result()
+        if rate is None:
+            return pool.submit(loadgen.run_closed, url, headers, body, 64, seconds, start,
+                               15.0, tag).result()
+        return pool.submit(loadgen.run_step, url, headers, body, rate, seconds, start, 64,
+                           15.0, "lean", tag).result()
 
 
 def summarise(step: dict, seconds: float) -> dict:
@@ -99,14 +106,34 @@ def summarise(step: dict, seconds: float) -> dict:
             "p99_ms": round(percentile(latencies, 0.99), 1) if ok else None}
 
 
-def measure(name: str, url: str, headers: dict[str, str], *, quick: bool) -> dict:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(name: str, url: str, headers: dict[str, str], *, pid: int, quick: bool,
+            spy: Path | None = None) -> dict:
     seconds = 4 if quick else 10
     load(url, headers, rate=100, seconds=2)  # warm-up
     steady = summarise(load(url, headers, rate=200, seconds=seconds), seconds)
-    flat_out = summarise(load(url, headers, rate=8000, seconds=seconds), seconds)
+    recorder = None
+    if spy:
+        spy.mkdir(parents=True, exist_ok=True)
+        recorder = subprocess.Popen(  # noqa: S603 - our own venv's py-spy
+            [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw", "--rate", "100",
+             "-p", str(pid), "-o", str(spy / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cpu_before = cpu_seconds(pid)
+    flat_out = summarise(load(url, headers, rate=None, seconds=seconds), seconds)
+    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(flat_out["ok"], 1)
+    flat_out["server_cpu_ms_per_request"] = round(cpu_ms, 2)
+    if recorder:
+        recorder.send_signal(2)
+        recorder.wait(30)
     print(f"{name:9} at 200/s: p50 {steady['p50_ms']} ms, p99 {steady['p99_ms']} ms, "
           f"errors {steady['errors']} | flat out: {flat_out['per_s']} requests/s "
-          f"(p99 {flat_out['p99_ms']} ms, shed {flat_out['shed']})", flush=True)
+          f"(p99 {flat_out['p99_ms']} ms, "
+          f"server CPU {cpu_ms:.2f} ms/request)", flush=True)
     return {"steady": steady, "flat_out": flat_out}
 
 
@@ -151,7 +178,7 @@ async def import_rows(url: str, token: str, rows: int, folder: Path) -> dict:
             "accepted": job["rows_accepted"], "rejected": job["rows_rejected"]}
 
 
-async def main(quick: bool) -> int:
+async def main(quick: bool, spy: Path | None) -> int:
     broker = EmbeddedBroker()
     broker.start()
     names = [f"gvn_intake_{uuid.uuid4().hex[:8]}", f"gvn_bare_{uuid.uuid4().hex[:8]}"]
@@ -179,9 +206,9 @@ async def main(quick: bool) -> int:
         await wait_ready(ours, processes[0])
         await wait_ready(bare, processes[1])
         print(f"machine: {os.cpu_count()} cores; client, servers, Postgres and broker share them")
-        bare_figures = measure("bare", f"{bare}/rows", {}, quick=quick)
-        our_figures = measure("POST", f"{ours}/v1/leads",
-                              {"Authorization": f"Bearer {scout}"}, quick=quick)
+        bare_figures = measure("bare", f"{bare}/rows", {}, pid=processes[1].pid, quick=quick)
+        our_figures = measure("POST", f"{ours}/v1/leads", {"Authorization": f"Bearer {scout}"},
+                              pid=processes[0].pid, quick=quick, spy=spy)
         with tempfile.TemporaryDirectory() as folder:
             await import_rows(ours, partner, 2000 if quick else 10000, Path(folder))
             rss_small = peak_rss_mb(processes[0].pid)
@@ -224,4 +251,7 @@ async def main(quick: bool) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short steps, smaller imports")
-    sys.exit(asyncio.run(main(parser.parse_args().quick)))
+    parser.add_argument("--py-spy", metavar="DIR", type=Path,
+                        help="record a py-spy profile of scouting while it runs flat out")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.quick, args.py_spy)))

@@ -1,4 +1,7 @@
-"""Open-loop HTTP load generator for bench/pipeline.py (runs in a worker process).
+"""HTTP load generator for bench/pipeline.py and bench/intake.py (runs in a worker process).
+
+`run_closed` keeps a fixed number of requests in flight (flat out); the rest of this page is
+about the open loop.
 
 `run_step` sends `round(rate * duration)` POSTs at a constant rate (request i is due at
 start + i / rate, whether or not earlier ones have answered), on uvloop, through either
@@ -239,6 +242,53 @@ def run_step(url: str, headers: dict[str, str], body: bytes, rate: float, durati
         runner = asyncio.run
     return runner(_step(url, headers, body, rate, duration, start_wall, max_inflight, timeout,
                         client_kind, tag, tokens))
+
+
+async def _closed(url: str, headers: dict[str, str], body: bytes, concurrency: int,
+                  duration: float, start_wall: float, timeout: float,
+                  tag: str) -> dict[str, Any]:
+    if urlsplit(url).hostname not in LOOPBACK:
+        raise ValueError(f"refusing a non-loopback target: {url}")
+    results: list[tuple[float, int, float, str | None]] = []
+    client = _LeanPost(url, headers, body, concurrency, timeout)
+    unique = UNIQUE in body
+    counter = 0
+
+    async def worker(stop_at: float) -> None:
+        nonlocal counter
+        while time.time() < stop_at:
+            counter += 1
+            payload = body.replace(UNIQUE, b"%sn%07d" % (tag.encode(), counter)) if unique else body
+            sent, began = time.time(), time.perf_counter()
+            try:
+                status, _ = await client.post(payload, None)
+            except Exception:  # timeouts, resets: counted as errors, never retried
+                status = -1
+            results.append((sent, status, (time.perf_counter() - began) * 1000, None))
+
+    await asyncio.sleep(max(0.0, start_wall - time.time()))
+    cpu0 = _cpu_seconds()
+    try:
+        await asyncio.gather(*(worker(start_wall + duration) for _ in range(concurrency)))
+    finally:
+        await client.close()
+    return {"planned": len(results), "shed": 0, "results": results,
+            "client_cpu_s": _cpu_seconds() - cpu0, "max_late_s": 0.0, "sent_until": time.time()}
+
+
+def run_closed(url: str, headers: dict[str, str], body: bytes, concurrency: int,
+               duration: float, start_wall: float, timeout: float = 15.0,
+               tag: str = "") -> dict[str, Any]:
+    """Flat out: `concurrency` clients, each sending its next request as soon as the last is
+    answered, for `duration` seconds. Unlike an open loop far above capacity, the client
+    spends CPU only on requests the server takes, so it does not starve the server."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        runner = asyncio.run
+    return runner(_closed(url, headers, body, concurrency, duration, start_wall, timeout, tag))
 
 
 def ignore_sigint() -> None:

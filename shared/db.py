@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -49,6 +50,15 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A bare asyncpg connection from the same pool, for a hot path written in SQL.
+
+        Each statement commits on its own unless the caller opens `connection.transaction()`.
+        """
+        async with self.engine.connect() as conn:
+            yield (await conn.get_raw_connection()).driver_connection
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

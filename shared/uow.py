@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import sqlalchemy as sa
 from opentelemetry import propagate
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,26 +26,19 @@ class Transaction:
 
     def emit(self, data: EventData) -> Event[Any]:
         """Record an event; it is written with the state change and published after commit."""
-        validate_outgoing(data)
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)  # the trace this change belongs to rides with the row
-        event = Event(
-            data=data,
-            correlation_id=self.cause.correlation_id if self.cause else None,
-            causation_id=str(self.cause.id) if self.cause else None,
-            trace=carrier,
-        )
-        self._pending.append(
-            {
-                "event_id": event.id,
-                "topic": data.topic,
-                "key": event.subject,
-                "event_type": event.type,
-                "headers": event.headers(),
-                "payload": event.body(),
-            }
-        )
+        event, row = outbox_row(data, cause=self.cause)
+        self._pending.append(row)
         return event
+
+    async def driver_connection(self) -> asyncpg.Connection:
+        """The asyncpg connection under this transaction, for a hot path written in SQL."""
+        connection = await self.session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        if not driver.is_in_transaction():
+            # SQLAlchemy sends BEGIN with its first statement: send one, so that what follows
+            # on the bare connection is inside the transaction instead of committing alone.
+            await connection.exec_driver_sql("SELECT 1")
+        return driver
 
     async def audit(self, *, api_key_id: UUID | None, action: str, subject: str) -> None:
         """Who did what to which record; committed with the change itself."""
@@ -58,6 +52,27 @@ class Transaction:
             self._pending.clear()
 
 
+def outbox_row(data: EventData, *, cause: Event[Any] | None = None) -> tuple[Event[Any], dict]:
+    """The event for `data` and the outbox row that carries it, with the current trace."""
+    validate_outgoing(data)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)  # the trace this change belongs to rides with the row
+    event = Event(
+        data=data,
+        correlation_id=cause.correlation_id if cause else None,
+        causation_id=str(cause.id) if cause else None,
+        trace=carrier,
+    )
+    return event, {
+        "event_id": event.id,
+        "topic": data.topic,
+        "key": event.subject,
+        "event_type": event.type,
+        "headers": event.headers(),
+        "payload": event.body(),
+    }
+
+
 @asynccontextmanager
 async def transaction(
     db: Database, *, cause: Event[Any] | None = None
@@ -69,4 +84,4 @@ async def transaction(
         await tx.flush_events()
 
 
-__all__ = ["InvalidEvent", "Transaction", "transaction"]
+__all__ = ["InvalidEvent", "Transaction", "outbox_row", "transaction"]

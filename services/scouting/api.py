@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -21,6 +22,7 @@ from services.scouting.models import (
     LeadPublic,
     LeadStatus,
     LeadUpdate,
+    NewLead,
     Transition,
     TransitionPublic,
 )
@@ -48,13 +50,14 @@ PROBLEMS = {status: {"description": text, "content": {"application/problem+json"
                                  422: "Invalid request"}.items()}
 
 
-def present(lead: Lead, settings: ScoutingSettings) -> dict[str, Any]:
+def present(lead: Lead | NewLead, settings: ScoutingSettings) -> dict[str, Any]:
     """The lead as the API shows it: never the contact, only whether one is held."""
     stale = domain.is_stale(status=lead.status, last_activity_at=lead.last_activity_at,
                             now=datetime.now(UTC),
                             after=timedelta(days=settings.lead_stale_after_days))
+    columns = lead.model_dump() if isinstance(lead, Lead) else vars(lead)
     public = LeadPublic.model_validate(
-        {**lead.model_dump(), "has_contact": lead.contact_sealed is not None, "stale": stale})
+        {**columns, "has_contact": lead.contact_sealed is not None, "stale": stale})
     return public.model_dump(mode="json")
 
 
@@ -82,18 +85,27 @@ async def submit_lead(
     near-identical text) is refused with 409 and the candidates, unless `duplicate_check` is
     `confirmed_new`."""
     settings, vault = request.app.state.settings, request.app.state.vault
+    command = handlers.SubmitLead(lead=body, caller=caller)
 
-    async def change(tx: Transaction) -> tuple[int, dict[str, Any]]:
+    async def submit(conn: asyncpg.Connection) -> dict[str, Any]:
         try:
-            lead = await handlers.submit_lead(tx, handlers.SubmitLead(lead=body, caller=caller),
-                                              vault=vault)
+            lead = await handlers.submit_lead(conn, command, vault=vault)
         except handlers.LikelyDuplicate as duplicate:
             raise Problem(409, "Likely duplicate",
                           "This looks like a lead already reported. Link it, or resubmit with "
                           '"duplicate_check": "confirmed_new".',
                           candidates=[DuplicateCandidate(**c).model_dump(mode="json")
                                       for c in duplicate.candidates]) from None
-        return 201, present(lead, settings)
+        return present(lead, settings)
+
+    if idempotency_key is None:  # the common case: no transaction around the one write
+        async with request.app.state.db.connection() as conn:
+            answer = await submit(conn)
+        return JSONResponse(answer, status_code=201,
+                            headers={"Location": f"/v1/leads/{answer['id']}"})
+
+    async def change(tx: Transaction) -> tuple[int, dict[str, Any]]:
+        return 201, await submit(await tx.driver_connection())
 
     return await _idempotent_post(request, caller, idempotency_key,
                                   body.model_dump(mode="json"), change)
@@ -102,11 +114,11 @@ async def submit_lead(
 @router.post("/leads/duplicate-check", response_model=list[DuplicateCandidate], responses=PROBLEMS)
 async def check_duplicates(body: LeadCreate, caller: Submitter, request: Request) -> list[dict]:
     """The leads this one would be flagged against, without saving anything."""
-    vault = request.app.state.vault
-    lead = handlers.build_lead(body.model_copy(update={"counterpart_contact": None}), caller,
-                               vault=vault, now=datetime.now(UTC))
-    async with request.app.state.db.sessions() as session:
-        return await queries.duplicate_candidates(session, lead, viewer=caller)
+    lead = NewLead(**handlers.lead_fields(body.model_copy(update={"counterpart_contact": None}),
+                                          caller, vault=request.app.state.vault,
+                                          now=datetime.now(UTC)))
+    async with request.app.state.db.connection() as conn:
+        return await queries.duplicate_candidates(conn, lead, viewer=caller)
 
 
 @router.get("/leads", response_model=LeadPage, responses=PROBLEMS)

@@ -1,13 +1,15 @@
 """Scouting's use cases: each takes a transaction and a command, changes state, emits events."""
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects import postgresql
 
 from services.scouting import domain, queries
 from services.scouting.contacts import ContactVault
@@ -17,6 +19,7 @@ from services.scouting.models import (
     LeadCreate,
     LeadTransition,
     LeadUpdate,
+    NewLead,
     Scout,
     ScoutUpdate,
     Transition,
@@ -25,7 +28,7 @@ from shared.auth import Caller
 from shared.contracts import crm, matching, scouting
 from shared.events import Event
 from shared.problems import Problem
-from shared.uow import Transaction
+from shared.uow import Transaction, outbox_row
 
 
 @dataclass(frozen=True)
@@ -42,30 +45,20 @@ class LikelyDuplicate(Exception):
         self.candidates = candidates
 
 
-async def scout_for(tx: Transaction, caller: Caller) -> UUID | None:
-    """The scout behind a scout key, registered on first use; inactive scouts are refused."""
-    if caller.role != "scout":
-        return None
-    # One statement, safe when a new scout's first leads arrive at the same time.
-    registered = await tx.session.execute(
-        insert(Scout).values(id=uuid4(), key_id=caller.key_id, name=caller.name,
-                             home_cluster=caller.cluster or "")
-        .on_conflict_do_update(index_elements=[Scout.key_id], set_={"key_id": caller.key_id})
-        .returning(Scout.id, Scout.active))
-    scout_id, active = registered.one()
-    if not active:
+async def register_scout(conn: asyncpg.Connection, caller: Caller) -> None:
+    """Make a scout key's scout known on the key's first lead; refuse an inactive scout."""
+    await conn.execute(
+        "INSERT INTO scouts (id, key_id, name, home_cluster, active) "
+        "VALUES ($1, $2, $3, $4, true) ON CONFLICT (key_id) DO NOTHING",
+        uuid4(), caller.key_id, caller.name, caller.cluster or "")
+    if not await conn.fetchval("SELECT active FROM scouts WHERE key_id = $1", caller.key_id):
         raise Problem(403, "Forbidden", "This scout is inactive; ask your cluster manager.")
-    return scout_id
-
-
-def build_lead(body: LeadCreate, caller: Caller, *, vault: ContactVault, now: datetime) -> Lead:
-    """A new lead from the request: cleaned fields, sealed contact, owner from the key."""
-    return Lead(**lead_fields(body, caller, vault=vault, now=now))
 
 
 def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
                 now: datetime) -> dict[str, Any]:
-    """build_lead's columns as a plain dict (bulk imports skip the ORM object: it is slow)."""
+    """A new lead's columns from the request: cleaned fields, sealed contact, owner from the
+    key (see SUBMITTED_COLUMNS)."""
     counterpart = body.counterpart
     contact = body.counterpart_contact
     website = str(counterpart.website) if counterpart and counterpart.website else None
@@ -88,26 +81,74 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
     )
 
 
-async def submit_lead(
-    tx: Transaction, command: SubmitLead, *, vault: ContactVault,
-) -> Lead:
-    """Save a new lead in the caller's cluster and announce it, unless it looks like a repeat."""
+SUBMITTED_COLUMNS = (
+    "id", "kind", "title", "description", "target_market", "application_areas", "technologies",
+    "counterpart_name", "counterpart_website", "counterpart_country", "counterpart_key",
+    "counterpart_domain", "contact_sealed", "urgency", "estimated_value_eur", "source",
+    "source_date", "evidence_links", "cluster", "submitted_by", "submitted_at",
+    "last_activity_at",
+)
+
+
+def _submit_statement() -> str:
+    """The lead, its first transition, its audit row and its event: one statement, so one
+    round trip and atomic without a transaction. A scout key needs an active scout row (no
+    row inserted otherwise); $N+1 is the scout key, NULL for other roles."""
+    table = Lead.__table__
+    n = len(SUBMITTED_COLUMNS)
+    values = ", ".join(f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
+                       for i, column in enumerate(SUBMITTED_COLUMNS, 1))
+    return f"""
+        WITH lead AS (
+            INSERT INTO leads ({", ".join(SUBMITTED_COLUMNS)}, status, scout_id)
+            SELECT {values}, 'submitted', scout.id
+            FROM (SELECT ${n + 1}::uuid AS key_id) AS caller
+            LEFT JOIN scouts AS scout ON scout.key_id = caller.key_id
+            WHERE caller.key_id IS NULL OR scout.active
+            RETURNING id, scout_id, submitted_by
+        ), transition AS (
+            INSERT INTO lead_transitions (lead_id, from_status, to_status, by_key)
+            SELECT id, NULL, 'submitted', submitted_by FROM lead
+        ), audit AS (
+            INSERT INTO audit_log (api_key_id, action, subject)
+            SELECT submitted_by, 'lead.submit', id::text FROM lead
+        ), event AS (
+            INSERT INTO outbox (event_id, topic, key, event_type, headers, payload)
+            SELECT ${n + 2}::uuid, ${n + 3}, ${n + 4}, ${n + 5}, ${n + 6}::jsonb, ${n + 7}::bytea
+            FROM lead
+        )
+        SELECT scout_id FROM lead"""
+
+
+SUBMIT = _submit_statement()
+
+
+async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
+                      vault: ContactVault) -> NewLead:
+    """Save a new lead in the caller's cluster and announce it, unless it looks like a repeat.
+
+    The busiest write of the platform, so it is bare SQL on the asyncpg connection; every
+    statement stands alone, or joins the transaction the caller opened on `conn`."""
     body, caller = command.lead, command.caller
-    lead = build_lead(body, caller, vault=vault, now=datetime.now(UTC))
+    lead = NewLead(**lead_fields(body, caller, vault=vault, now=datetime.now(UTC)))
     if body.duplicate_check == "warn":
-        candidates = await queries.duplicate_candidates(tx.session, lead, viewer=caller)
+        candidates = await queries.duplicate_candidates(conn, lead, viewer=caller)
         if candidates:
             raise LikelyDuplicate(candidates)
-    lead.scout_id = await scout_for(tx, caller)
-    tx.session.add(lead)
-    # The first transition is the audit record of the submission: who, when.
-    tx.session.add(LeadTransition(lead_id=lead.id, from_status=None, to_status="submitted",
-                                  by_key=caller.key_id))
-    tx.emit(lead_submitted(lead))
+    _, event = outbox_row(lead_submitted(lead))
+    arguments = [getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
+        caller.key_id if caller.role == "scout" else None, event["event_id"], event["topic"],
+        event["key"], event["event_type"], json.dumps(event["headers"]), event["payload"]]
+    saved = await conn.fetchrow(SUBMIT, *arguments)
+    if saved is None:  # a scout key's first lead, or an inactive scout
+        await register_scout(conn, caller)
+        saved = await conn.fetchrow(SUBMIT, *arguments)
+    lead.status, lead.status_reason, lead.duplicate_of = "submitted", None, None
+    lead.scout_id = saved["scout_id"]
     return lead
 
 
-def lead_submitted(lead: Lead) -> scouting.LeadSubmitted:
+def lead_submitted(lead: Lead | NewLead) -> scouting.LeadSubmitted:
     """The event announcing a new lead (a POST or an imported row): ids and codes, no contact."""
     return scouting.LeadSubmitted(
         lead_id=lead.id, kind=lead.kind, title=lead.title, target_market=lead.target_market,

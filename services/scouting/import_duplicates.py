@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scouting import domain, imports, queries
-from services.scouting.models import Lead
+from services.scouting.models import Lead, NewLead
 
 TITLE_MATCHES_PER_LEAD = 50  # as in queries.duplicate_candidates
 REPORTED_PER_ROW = 10
@@ -57,7 +57,7 @@ def duplicate_error(found: list[tuple[UUID, str]]) -> dict[str, str]:
 
 
 async def saved_candidates(session: AsyncSession,
-                           leads: list[imports.NewLead]) -> dict[UUID, list[Any]]:
+                           leads: list[NewLead]) -> dict[UUID, list[Any]]:
     """For every lead, newest first, the saved leads a POST of it would be checked against."""
     if not leads:
         return {}
@@ -80,7 +80,7 @@ def _open(leads: Any, *, cluster: str) -> sa.ColumnElement[bool]:
 
 
 async def _same_counterpart(session: AsyncSession,
-                            leads: list[imports.NewLead]) -> Iterator[tuple[UUID, Any]]:
+                            leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
     """(lead id, saved lead) pairs with the same counterpart key or domain in the same market."""
     keys = {(lead.target_market, "key", lead.counterpart_key) for lead in leads}
     domains = {(lead.target_market, "domain", lead.counterpart_domain) for lead in leads}
@@ -100,7 +100,7 @@ async def _same_counterpart(session: AsyncSession,
 
 
 async def _title_words(session: AsyncSession,
-                       leads: list[imports.NewLead]) -> Iterator[tuple[UUID, Any]]:
+                       leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
     """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding
     every word of its title."""
     given = sa.func.unnest(
@@ -119,7 +119,7 @@ async def _title_words(session: AsyncSession,
     return ((UUID(row.lead_id), row) for row in await session.execute(query))
 
 
-def _hints(lead: imports.NewLead, *, words: set[str]) -> list[tuple[str, str, str]]:
+def _hints(lead: NewLead, *, words: set[str]) -> list[tuple[str, str, str]]:
     """What finds a lead's look-alikes, per market: its counterpart key and domain, and words."""
     market = lead.target_market
     hints = [(market, "word", word) for word in words]
@@ -134,17 +134,17 @@ class BatchLeads:
     """Leads accepted earlier in this batch, found as the queries find saved ones."""
 
     def __init__(self) -> None:
-        self.leads: list[imports.NewLead] = []
+        self.leads: list[NewLead] = []
         self.index: dict[tuple[str, str, str], set[int]] = defaultdict(set)
 
-    def add(self, lead: imports.NewLead) -> None:
+    def add(self, lead: NewLead) -> None:
         position = len(self.leads)
         self.leads.append(lead)
         text = f"{lead.title} {lead.description} {lead.counterpart_name or ''}"
         for hint in _hints(lead, words=domain.words(text)):
             self.index[hint].add(position)
 
-    def like(self, lead: imports.NewLead) -> list[imports.NewLead]:
+    def like(self, lead: NewLead) -> list[NewLead]:
         """Candidates for `lead`, newest first."""
         market = lead.target_market
         title = [self.index.get((market, "word", word), set()) for word in domain.words(lead.title)]

@@ -27,7 +27,7 @@ from sqlmodel import Column, SQLModel
 from services.scouting import import_duplicates, imports
 from services.scouting.contacts import ContactVault
 from services.scouting.handlers import lead_submitted
-from services.scouting.models import Lead, LeadTransition
+from services.scouting.models import Lead, LeadTransition, NewLead
 from shared.auth import Caller
 from shared.db import Database
 from shared.problems import Problem
@@ -170,7 +170,7 @@ def _refused_value(error: DBAPIError) -> bool:
     return str(getattr(error.orig, "sqlstate", "")).startswith(("22", "23"))
 
 
-async def _save_leads(tx: Transaction, leads: list[imports.NewLead]) -> None:
+async def _save_leads(tx: Transaction, leads: list[NewLead]) -> None:
     """What submit_lead saves for one lead, for many at once: the lead, its first transition,
     its audit row and its lead.submitted event."""
     await tx.session.execute(sa.insert(Lead.__table__),

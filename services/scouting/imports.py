@@ -10,14 +10,13 @@ from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
 from services.scouting import handlers
 from services.scouting.contacts import ContactVault
-from services.scouting.models import LeadCreate
+from services.scouting.models import LeadCreate, NewLead
 from shared.auth import Caller
 from shared.problems import NUL_REFUSED, Problem
 from shared.programme import CLUSTERS
@@ -38,11 +37,6 @@ SPOOL_PREFIX = "gvn-lead-import-"  # temporary files of uploads, in the system's
 MAX_ROW_BYTES = 65536  # one NDJSON row may be as large as one POST body
 EMPTY = "The upload holds no rows (a CSV file needs a header line and a row under it)."
 Raw = dict[str, str | None] | bytes | None  # a CSV row, an NDJSON line, or an oversized line
-
-
-class NewLead(SimpleNamespace):
-    """A lead an import is about to save: build_lead's columns as attributes, without the cost
-    of an ORM object."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Scouting's tables and API shapes: scouts, leads, their transitions and imports."""
 
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
@@ -132,6 +133,11 @@ class Lead(SQLModel, table=True):
         "search", TSVECTOR, sa.Computed(
             "to_tsvector('simple', coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
             "|| coalesce(counterpart_name,''))", persisted=True)))
+
+
+class NewLead(SimpleNamespace):
+    """A lead about to be saved (by a POST or an import row): its columns as attributes,
+    without the cost of an ORM object."""
 
 
 class LeadTransition(SQLModel, table=True):

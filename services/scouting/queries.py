@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import sqlalchemy as sa
 import sqlalchemy.orm
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scouting import domain
-from services.scouting.models import Lead, LeadAttachment, LeadTransition, Scout
+from services.scouting.models import Lead, LeadAttachment, LeadTransition, NewLead, Scout
 from shared.auth import Caller
 from shared.db import Database
 from shared.problems import Problem
@@ -33,26 +33,33 @@ async def transitions(db: Database, lead_id: UUID) -> list[LeadTransition]:
         return list((await session.execute(query)).scalars())
 
 
+# Open leads of the same cluster and market that share the counterpart, the website, or every
+# word of the title; `domain.duplicate_reason` decides. Bare SQL: every POST asks this.
+DUPLICATE_CANDIDATES = """
+    SELECT id, title, description, status, cluster, submitted_by, counterpart_key,
+           counterpart_domain
+    FROM leads
+    WHERE cluster = $1 AND target_market = $2 AND status = ANY($3::text[])
+      AND submitted_at > now() - $4::interval
+      AND (search @@ plainto_tsquery('simple', $5) OR counterpart_key = $6
+           OR counterpart_domain = $7)
+    ORDER BY submitted_at DESC
+    LIMIT 50
+"""
+
+
 async def duplicate_candidates(
-    session: AsyncSession, lead: Lead, *, viewer: Caller
+    conn: asyncpg.Connection, lead: NewLead, *, viewer: Caller
 ) -> list[dict[str, Any]]:
     """Open leads of the same cluster and market that look like `lead`, with the reason.
 
     A scout learns that a colleague reported something alike, not which lead: its id and
     title are withheld (the cluster's managers see both and can link the two)."""
-    same_place = sa.and_(
-        Lead.cluster == lead.cluster, Lead.target_market == lead.target_market,
-        Lead.status.in_(domain.OPEN_STATUSES),
-        Lead.submitted_at > datetime.now(UTC) - DUPLICATE_LOOKBACK)
-    hints = [Lead.search.op("@@")(sa.func.plainto_tsquery("simple", lead.title))]
-    if lead.counterpart_key:
-        hints.append(Lead.counterpart_key == lead.counterpart_key)
-    if lead.counterpart_domain:
-        hints.append(Lead.counterpart_domain == lead.counterpart_domain)
-    query = (sa.select(Lead).where(same_place, sa.or_(*hints))
-             .order_by(Lead.submitted_at.desc()).limit(50))
+    rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market,
+                            list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK, lead.title,
+                            lead.counterpart_key, lead.counterpart_domain)
     found = []
-    for old in (await session.execute(query)).scalars():
+    for old in (NewLead(**row) for row in rows):
         if why := domain.duplicate_reason(lead, old):
             shown = domain.visible_to(old, viewer)
             found.append({"id": old.id if shown else None,
