@@ -239,10 +239,11 @@ async def test_a_manager_deactivates_a_scout_who_then_cannot_submit(platform: Pl
 
     _, token = await create_key(platform.settings, role="scout", cluster="LITEK", name="Ana Ruiz")
     auth = {"Authorization": f"Bearer {token}"}
-    assert (await platform.scouting.post("/v1/leads", json=unique_lead(),
-                                         headers=auth)).status_code == 201
+    first = await platform.scouting.post("/v1/leads", json=unique_lead(), headers=auth)
+    assert first.status_code == 201
     [me] = (await platform.scouting.get("/v1/scouts", headers=auth)).json()
     assert (me["name"], me["home_cluster"], me["active"]) == ("Ana Ruiz", "LITEK", True)
+    assert first.json()["scout_id"] == me["id"]  # registered by the first lead, and linked
     other = await platform.scouting.patch(f"/v1/scouts/{me['id']}", json={"active": False},
                                           headers=platform.auth("other_partner"))
     assert other.status_code == 403

@@ -106,6 +106,36 @@ async def test_a_scout_sees_its_own_lead_but_not_another_scouts(platform: Platfo
         assert (await platform.scouting.get(path, headers=platform.auth(other))).status_code == 404
 
 
+@pytest.mark.parametrize("idempotency_key", [None, "submit-once"])
+async def test_a_submitted_lead_is_saved_with_its_history_audit_row_and_one_event(
+    platform: Platform, idempotency_key: str | None,
+) -> None:
+    headers = platform.auth("partner")
+    if idempotency_key:
+        headers["Idempotency-Key"] = f"{idempotency_key}-{uuid.uuid4()}"
+    answer = await platform.scouting.post("/v1/leads", json=a_lead(title="Raman probe for KR"),
+                                          headers=headers)
+    assert answer.status_code == 201
+    lead = answer.json()
+    assert answer.headers["location"] == f"/v1/leads/{lead['id']}"
+    assert (lead["status"], lead["title"], lead["scout_id"]) == (
+        "submitted", "Raman probe for KR", None)  # a partner system is not a scout
+    lead_id = uuid.UUID(lead["id"])
+    [saved] = await platform.sql("SELECT title, status FROM scouting.leads WHERE id = $1",
+                                 lead_id)
+    assert tuple(saved) == ("Raman probe for KR", "submitted")
+    history = await platform.sql("SELECT from_status, to_status FROM scouting.lead_transitions "
+                                 "WHERE lead_id = $1", lead_id)
+    assert [tuple(row) for row in history] == [(None, "submitted")]
+    audit = await platform.sql("SELECT action FROM scouting.audit_log WHERE subject = $1",
+                               lead["id"])
+    assert [row["action"] for row in audit] == ["lead.submit"]
+    events = await platform.sql("SELECT event_type, payload FROM scouting.outbox WHERE key = $1",
+                                lead["id"])
+    assert [row["event_type"] for row in events] == ["eu.lasergo.scouting.lead.submitted.v1"]
+    assert json.loads(events[0]["payload"])["title"] == "Raman probe for KR"
+
+
 async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_lead(
     platform: Platform,
 ) -> None:
