@@ -245,12 +245,12 @@ def run_step(url: str, headers: dict[str, str], body: bytes, rate: float, durati
 
 
 async def _closed(url: str, headers: dict[str, str], body: bytes, concurrency: int,
-                  duration: float, start_wall: float, timeout: float,
+                  duration: float, start_wall: float, request_timeout: float,
                   tag: str) -> dict[str, Any]:
     if urlsplit(url).hostname not in LOOPBACK:
         raise ValueError(f"refusing a non-loopback target: {url}")
     results: list[tuple[float, int, float, str | None]] = []
-    client = _LeanPost(url, headers, body, concurrency, timeout)
+    client = _LeanPost(url, headers, body, concurrency, request_timeout)
     unique = UNIQUE in body
     counter = 0
 

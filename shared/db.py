@@ -1,6 +1,6 @@
 """Database access: one async engine per service, bound to the service's own role and schema."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -24,8 +24,10 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
     """An engine that connects as gvn_<service> with the service's schema on the search path."""
     return create_async_engine(
         asyncpg_url(settings.service_database_url(service)),
+        # No overflow: a connection opened for a burst and closed after it costs the burst
+        # more (connect, TLS offer, authentication, a new backend) than waiting for one.
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        max_overflow=0,
         # No pre-ping (a round trip per checkout): a dead connection fails its one use, is
         # dropped from the pool, and consumers retry; recycling bounds a connection's age.
         pool_recycle=1800,
@@ -44,6 +46,8 @@ class Database:
         self.engine = engine
         self.service = service
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Called after a commit that wrote outbox rows; the service points it at its relay.
+        self.outbox_written: Callable[[], None] = lambda: None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

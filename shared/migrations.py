@@ -11,7 +11,6 @@ from alembic.operations import Operations
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db import asyncpg_url
-from shared.outbox import NOTIFY_TRIGGER_SQL
 from shared.settings import SERVICES, Settings
 from shared.tables import metadata
 
@@ -102,8 +101,13 @@ def run_env() -> None:
 def create_platform_tables(op: Operations) -> None:
     """Outbox, inbox, API keys, idempotency keys and audit log, in the service's schema."""
     metadata.create_all(op.get_bind())
-    for statement in NOTIFY_TRIGGER_SQL:
-        op.execute(statement)
+
+
+def drop_outbox_trigger(op: Operations) -> None:
+    """The relay was once woken by a NOTIFY in every transaction that wrote to the outbox;
+    writers now wake it after their commit (see shared/outbox.py)."""
+    op.execute("DROP TRIGGER IF EXISTS outbox_notify ON outbox")
+    op.execute("DROP FUNCTION IF EXISTS outbox_notify()")
 
 
 async def migrate_all(settings: Settings) -> None:

@@ -2,6 +2,11 @@
 
 One relay per service is active at a time (it holds a Postgres advisory lock on its schema);
 other replicas stand by, so per-aggregate order holds however many replicas run.
+
+Writers wake the relay after they commit (`Relay.poke`): directly when it runs in the same
+process, else with one NOTIFY per burst of commits. Not with a NOTIFY inside each writing
+transaction: Postgres holds a database-wide lock from a notifying commit's start to its end,
+which queues every writer of the database behind every other.
 """
 
 import asyncio
@@ -27,13 +32,6 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics and retention purge, when idle
 TOPIC_CHECK_INTERVAL_S = 1.0
 
-# A statement-level trigger: one wake-up per committed insert, however many rows it wrote.
-NOTIFY_TRIGGER_SQL = (
-    "CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    "BEGIN PERFORM pg_notify(TG_TABLE_SCHEMA || '_outbox', ''); RETURN NULL; END $$",
-    "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
-    "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()",
-)
 
 
 def create_producer(settings: Settings) -> AIOKafkaProducer:
@@ -59,6 +57,40 @@ class Relay:
         self._tracer = tracer(service)
         self._last_housekeeping = 0.0
         self._topics_checked = 0.0
+        self.active = False  # this replica holds the lock and publishes
+        self._notifier: asyncpg.Connection | None = None
+        self._notifying: asyncio.Task[None] | None = None
+        self._notify_again = False
+
+    def poke(self) -> None:
+        """Outbox rows were committed in this process: publish them now, here, or tell the
+        active replica (one NOTIFY at a time; commits meanwhile share the next one)."""
+        if self.active:
+            self.wake.set()
+        elif self._notifying is None:
+            self._notifying = asyncio.create_task(self._notify_active())
+        else:
+            self._notify_again = True
+
+    async def _notify_active(self) -> None:
+        try:
+            again = True
+            while again:
+                self._notify_again = False
+                if self._notifier is None:
+                    self._notifier = await asyncpg.connect(self.dsn)
+                await self._notifier.execute(f"NOTIFY {self.service}_outbox")
+                again = self._notify_again
+        except Exception as error:  # the active relay still polls: late, not lost
+            log.warning("could not wake the relay of %s: %s", self.service, error)
+            await self._close_notifier()
+        finally:
+            self._notifying = None
+
+    async def _close_notifier(self) -> None:
+        if self._notifier is not None:
+            self._notifier.terminate()
+            self._notifier = None
 
     async def run(self) -> None:
         """Run until cancelled, surviving database and broker outages."""
@@ -76,6 +108,9 @@ class Relay:
                 backoff = 0.2
 
     async def close(self) -> None:
+        if self._notifying is not None:
+            self._notifying.cancel()
+        await self._close_notifier()
         if self.producer:
             await self.producer.stop()
             self.producer = None
@@ -87,13 +122,17 @@ class Relay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):  # noqa: ASYNC110
                 await asyncio.sleep(self.settings.outbox_poll_interval_s)  # standby replica
             await conn.add_listener(f"{self.service}_outbox", lambda *_: self.wake.set())
+            self.active = True
             log.info("relay of %s is active", self.service)
             while True:
-                self.wake.clear()  # before the SELECT: a NOTIFY during it is not lost
+                self.wake.clear()  # before the SELECT: a wake-up during it is not lost
                 published = await self.publish_batch(conn)
                 if published == 0:
                     await self._idle(conn)
+                elif published < self.settings.outbox_batch_size:
+                    await asyncio.sleep(self.settings.outbox_linger_ms / 1000)
         finally:
+            self.active = False
             await conn.close()
 
     async def _idle(self, conn: asyncpg.Connection) -> None:

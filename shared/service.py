@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.asyncapi import asyncapi_document
@@ -24,6 +24,14 @@ from shared.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 ConsumerFactory = Callable[[Settings, Database], list[EventConsumer]]
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# FastAPI's own OpenTelemetry support: one server span per request, its context current in the
+# handler (so events carry it). Not its per-dependency spans, metrics or logs: Prometheus and
+# our JSON logs cover those, at a fraction of the cost per request.
+HTTP_SPANS: TelemetryConfig = {
+    "tracing": True, "metrics": False, "logs": False, "operation_spans": False,
+    "exclude": lambda scope: scope.get("path") in UNTRACED_PATHS,
+}
 
 
 def create_service_app(
@@ -41,6 +49,7 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(create_engine(settings, service), service=service)
         relay = Relay(settings, service=service, dsn=settings.service_database_url(service))
+        db.outbox_written = relay.poke
         app.state.db, app.state.relay = db, relay
         app.state.consumers = consumers(settings, db) if consumers else []
         tasks = [asyncio.create_task(relay.run(), name=f"{service}-relay"),
@@ -59,7 +68,8 @@ def create_service_app(
             await relay.close()
             await db.dispose()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
+                  telemetry=HTTP_SPANS)
     app.state.service, app.state.settings = service, settings
     app.state.key_cache = {}
     app.state.write_limiter = WriteLimiter(per_minute=settings.write_rate_per_minute,
@@ -70,7 +80,6 @@ def create_service_app(
     app.include_router(operations_router(settings))
     for router in routers:
         app.include_router(router)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app
 
 

@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     db_role_password: str = Field(
         "", description="Password of the per-service roles gvn_<service> (empty: trust auth)."
     )
-    db_pool_size: int = Field(10, ge=1, le=200, description="Connections per service.")
+    db_pool_size: int = Field(
+        10, ge=1, le=200, description="Connections per service process (requests beyond it "
+        "wait for one: opening connections under load costs more than waiting).")
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka brokers, comma separated."
     )
@@ -36,8 +38,11 @@ class Settings(BaseSettings):
         "holds each fetch this long, so it trades latency against polling cost.")
     outbox_batch_size: int = Field(500, ge=1, le=10000, description="Rows per relay batch.")
     outbox_poll_interval_s: float = Field(
-        1.0, gt=0, description="Relay poll when no NOTIFY arrives (safety net)."
+        1.0, gt=0, description="Relay poll when no wake-up arrives (safety net)."
     )
+    outbox_linger_ms: float = Field(
+        5.0, ge=0, le=1000, description="After a partial batch, the relay waits this long "
+        "before the next, so that under load it sends fewer, fuller batches.")
     outbox_retention_days: float = Field(
         7.0, ge=0, description="Published outbox rows are kept this long for replays."
     )

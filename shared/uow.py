@@ -46,10 +46,13 @@ class Transaction:
             sa.insert(audit_log).values(api_key_id=api_key_id, action=action, subject=subject)
         )
 
-    async def flush_events(self) -> None:
-        if self._pending:
-            await self.session.execute(sa.insert(outbox), self._pending)
-            self._pending.clear()
+    async def flush_events(self) -> bool:
+        """Write the recorded events to the outbox; True if there were any."""
+        if not self._pending:
+            return False
+        await self.session.execute(sa.insert(outbox), self._pending)
+        self._pending.clear()
+        return True
 
 
 def outbox_row(data: EventData, *, cause: Event[Any] | None = None) -> tuple[Event[Any], dict]:
@@ -81,7 +84,9 @@ async def transaction(
     async with db.session() as session:
         tx = Transaction(session, cause=cause)
         yield tx
-        await tx.flush_events()
+        wrote_events = await tx.flush_events()
+    if wrote_events:
+        db.outbox_written()
 
 
 __all__ = ["InvalidEvent", "Transaction", "outbox_row", "transaction"]

@@ -99,8 +99,10 @@ async def submit_lead(
         return present(lead, settings)
 
     if idempotency_key is None:  # the common case: no transaction around the one write
-        async with request.app.state.db.connection() as conn:
+        db = request.app.state.db
+        async with db.connection() as conn:
             answer = await submit(conn)
+        db.outbox_written()
         return JSONResponse(answer, status_code=201,
                             headers={"Location": f"/v1/leads/{answer['id']}"})
 
