@@ -93,6 +93,28 @@ async def test_a_second_relay_of_a_service_stands_by_while_the_first_is_active(
         await standby.close()
 
 
+async def test_a_standby_replica_that_commits_events_wakes_the_active_relay(
+    platform: Platform,
+) -> None:
+    heard: list[str] = []
+    listener = await asyncpg.connect(platform.settings.service_database_url("scouting"))
+    await listener.add_listener("scouting_outbox", lambda *args: heard.append(args[2]))
+    standby = Relay(platform.settings, service="scouting",
+                    dsn=platform.settings.service_database_url("scouting"))
+    try:
+        assert not standby.active
+        for _ in range(3):  # a burst of commits on this replica
+            standby.poke()
+
+        async def woken() -> bool:
+            return len(heard) >= 1
+        await eventually(woken)
+        assert heard == ["scouting_outbox"] * len(heard) and len(heard) <= 2  # one per burst
+    finally:
+        await standby.close()
+        await listener.close()
+
+
 def test_technology_tags_are_normalised_and_deduplicated() -> None:
     assert normalise_technologies(
         ["  Optical Coherence  Tomography ", "optical coherence tomography", "", "C++ / OpenCV"]
