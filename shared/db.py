@@ -2,8 +2,11 @@
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,14 +25,14 @@ def asyncpg_url(url: str) -> str:
 
 def create_engine(settings: Settings, service: str) -> AsyncEngine:
     """An engine that connects as gvn_<service> with the service's schema on the search path."""
-    return create_async_engine(
+    engine = create_async_engine(
         asyncpg_url(settings.service_database_url(service)),
         # No overflow: a connection opened for a burst and closed after it costs the burst
         # more (connect, TLS offer, authentication, a new backend) than waiting for one.
         pool_size=settings.db_pool_size,
         max_overflow=0,
-        # No pre-ping (a round trip per checkout): a dead connection fails its one use, is
-        # dropped from the pool, and consumers retry; recycling bounds a connection's age.
+        # No pre-ping (a round trip per checkout): asyncpg knows when the server closed a
+        # connection (restart, failover), and `_refuse_closed` swaps it for a new one.
         pool_recycle=1800,
         # Custom plans: a generic plan for a search with optional filters scans whole tables.
         # No JIT: its compile time dwarfs the short queries services make.
@@ -37,6 +40,14 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
                                           "plan_cache_mode": "force_custom_plan",
                                           "jit": "off"}},
     )
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A pooled connection the server has closed is replaced before anyone uses it."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 class Database:
@@ -62,7 +73,12 @@ class Database:
         Each statement commits on its own unless the caller opens `connection.transaction()`.
         """
         async with self.engine.connect() as conn:
-            yield (await conn.get_raw_connection()).driver_connection
+            driver = (await conn.get_raw_connection()).driver_connection
+            try:
+                yield driver
+            finally:
+                if driver.is_closed():  # lost while in use: not back into the pool
+                    await conn.invalidate()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -115,6 +115,29 @@ async def test_a_standby_replica_that_commits_events_wakes_the_active_relay(
         await listener.close()
 
 
+async def test_requests_succeed_after_the_database_dropped_the_services_connections(
+    platform: Platform,
+) -> None:
+    """As after a Postgres restart or failover: pooled connections are dead, not the server."""
+    headers = platform.auth("partner")
+    assert (await platform.scouting.get("/v1/leads", headers=headers)).status_code == 200
+    await platform.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE usename = 'gvn_scouting' AND datname = current_database()")
+
+    async def all_gone() -> bool:
+        rows = await platform.sql(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE usename = 'gvn_scouting' "
+            "AND datname = current_database() AND backend_type = 'client backend'")
+        return rows[0]["n"] == 0
+    await eventually(all_gone)
+    await asyncio.sleep(0.1)  # the client side notices the closed sockets
+    posted = await platform.scouting.post("/v1/leads", json=a_lead(), headers=headers)
+    assert posted.status_code == 201, posted.text
+    listed = await platform.scouting.get("/v1/leads", headers=headers)
+    assert listed.status_code == 200
+    assert posted.json()["id"] in [lead["id"] for lead in listed.json()["items"]]
+
+
 def test_technology_tags_are_normalised_and_deduplicated() -> None:
     assert normalise_technologies(
         ["  Optical Coherence  Tomography ", "optical coherence tomography", "", "C++ / OpenCV"]
