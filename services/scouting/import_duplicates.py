@@ -84,7 +84,7 @@ async def _same_counterpart(session: AsyncSession,
     """(lead id, saved lead) pairs with the same counterpart key or domain in the same market."""
     keys = {(lead.target_market, "key", lead.counterpart_key) for lead in leads}
     domains = {(lead.target_market, "domain", lead.counterpart_domain) for lead in leads}
-    # The values as arrays: index lookups on (cluster, market, key) and (.., domain).
+    # The values as arrays: index lookups on counterpart_key and on counterpart_domain.
     query = sa.select(*(SAVED.c[name] for name in CANDIDATE_COLUMNS)).where(
         _open(SAVED, cluster=leads[0].cluster),
         SAVED.c.target_market == sa.any_(_texts(sorted({lead.target_market for lead in leads}))),

@@ -1,0 +1,164 @@
+"""CPU per POST /v1/leads, in-process: scouting's own process and Postgres, no HTTP server.
+
+    .venv/bin/python bench/submit_cpu.py             # 3000 POSTs, 16 at a time
+    .venv/bin/python bench/submit_cpu.py --profile   # and the top of a cProfile
+
+Drives scouting's ASGI app directly (its relay publishing to a fresh Tansu, a fresh database),
+so what it prints is the cost of the code path itself: app CPU per request (this process,
+relay included) and Postgres CPU per request (all postgres processes, so run it on a quiet
+machine). Throughput figures live in bench/intake.py; this is for comparing changes: CPU time
+moves far less with the machine's noise than requests per second do.
+"""
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+import uvloop  # noqa: E402
+
+from bench.intake import LEAD, db_url  # noqa: E402
+from services.scouting.contacts import new_key  # noqa: E402
+from services.scouting.settings import ScoutingSettings  # noqa: E402
+from shared.broker import EmbeddedBroker  # noqa: E402
+from shared.keys import create_key  # noqa: E402
+from shared.migrations import migrate_all  # noqa: E402
+
+
+def postgres_cpu_s_old() -> float:
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if "(postgres)" in stat:
+            fields = stat.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+BY = {}
+def postgres_cpu_s() -> float:
+    import collections
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+        except OSError:
+            continue
+        if "(postgres)" in stat:
+            fields = stat.rsplit(")", 1)[1].split()
+            t = int(fields[11]) + int(fields[12])
+            total += t
+            key = " ".join(w for w in cmd.split()[2:4])
+            BY.setdefault(pid, []).append((key, t))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def request(body: bytes, token: str) -> dict:
+    headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
+               (b"authorization", f"Bearer {token}".encode()),
+               (b"content-length", str(len(body)).encode())]
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/v1/leads", "raw_path": b"/v1/leads",
+            "query_string": b"", "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+
+
+async def post(app, body: bytes, token: str) -> int:  # noqa: ANN001 - an ASGI app
+    status = 0
+    delivered = False
+
+    async def receive() -> dict:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # no disconnect: the app finishes first
+        return {}
+
+    async def send(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(request(body, token), receive, send)
+    return status
+
+
+async def main(count: int, concurrency: int, profile: bool) -> int:
+    broker = EmbeddedBroker()
+    broker.start()
+    name = f"gvn_submitcpu_{uuid.uuid4().hex[:8]}"
+    try:
+        settings = ScoutingSettings(
+            database_url=db_url(name), kafka_bootstrap_servers=broker.bootstrap,
+            write_rate_per_minute=0, log_level="WARNING", contact_encryption_key=new_key(),
+            internal_api_token="bench")
+        await migrate_all(settings)
+        _, token = await create_key(settings, role="scout", cluster="LITEK", name="bench")
+        from services.scouting.main import create_app
+
+        app = create_app(settings)
+        template = json.dumps(LEAD).encode()
+        numbers = iter(range(10**9))
+
+        async def client(posts: int) -> list[int]:
+            return [await post(app, template.replace(b"%N%", b"n%d" % next(numbers)), token)
+                    for _ in range(posts)]
+
+        async with app.router.lifespan_context(app):
+            await asyncio.gather(*(client(200 // concurrency) for _ in range(concurrency)))
+            profiler = cProfile.Profile() if profile else None
+            pg_before, cpu_before, began = postgres_cpu_s(), time.process_time(), time.time()
+            if profiler:
+                profiler.enable()
+            done = await asyncio.gather(*(client(count // concurrency)
+                                          for _ in range(concurrency)))
+            if profiler:
+                profiler.disable()
+            cpu, wall = time.process_time() - cpu_before, time.time() - began
+            pg = postgres_cpu_s() - pg_before
+        import collections
+        agg = collections.Counter()
+        for pid, vals in BY.items():
+            if len(vals) == 2: agg[vals[1][0]] += vals[1][1] - vals[0][1]
+            else: agg["new:" + vals[0][0]] += vals[0][1]
+        print(agg.most_common(10))
+        statuses = [status for statuses in done for status in statuses]
+        n = len(statuses)
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        print(f"{n} POSTs ({statuses.count(201)} created), {concurrency} at a time: "
+              f"scouting {cpu / n * 1000:.2f} ms CPU/request, Postgres {pg / n * 1000:.2f} ms "
+              f"CPU/request, {n / wall:.0f} requests/s in-process")
+        print(json.dumps({"requests": n, "created": statuses.count(201),
+                          "app_cpu_ms_per_request": round(cpu / n * 1000, 3),
+                          "postgres_cpu_ms_per_request": round(pg / n * 1000, 3)}))
+        return 0 if statuses.count(201) == n else 1
+    finally:
+        broker.stop()
+        admin = await asyncpg.connect(db_url("postgres"))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=3000, help="POSTs to measure")
+    parser.add_argument("--concurrency", type=int, default=16, help="POSTs in flight")
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
+    args = parser.parse_args()
+    sys.exit(uvloop.run(main(args.count, args.concurrency, args.profile)))
