@@ -21,6 +21,10 @@ OUTBOX_BACKLOG = Gauge("gvn_outbox_backlog", "Outbox rows not yet published.", [
 OUTBOX_OLDEST_AGE = Gauge(
     "gvn_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row.", ["service"]
 )
+OUTBOX_FAILED = Gauge(
+    "gvn_outbox_failed", "Outbox rows the relay could not send at all (marked failed, kept).",
+    ["service"],
+)
 CONSUMER_LAG = Gauge(
     "gvn_consumer_lag", "High-water mark minus position, per partition.",
     ["service", "consumer", "topic", "partition"],

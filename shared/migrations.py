@@ -103,11 +103,18 @@ def create_platform_tables(op: Operations) -> None:
     metadata.create_all(op.get_bind())
 
 
-def drop_outbox_trigger(op: Operations) -> None:
-    """The relay was once woken by a NOTIFY in every transaction that wrote to the outbox;
-    writers now wake it after their commit (see shared/outbox.py)."""
+def outbox_wakeup_and_failures(op: Operations) -> None:
+    """Writers wake the relay after their commit, not a NOTIFY trigger in every writing
+    transaction (see shared/outbox.py); rows the broker never takes are marked failed.
+
+    IF (NOT) EXISTS throughout: a database created from today's tables has these already."""
     op.execute("DROP TRIGGER IF EXISTS outbox_notify ON outbox")
     op.execute("DROP FUNCTION IF EXISTS outbox_notify()")
+    op.execute("ALTER TABLE outbox ADD COLUMN IF NOT EXISTS failed_at timestamptz, "
+               "ADD COLUMN IF NOT EXISTS error text")
+    op.execute("DROP INDEX IF EXISTS outbox_unpublished")
+    op.execute("CREATE INDEX outbox_unpublished ON outbox (id) "
+               "WHERE published_at IS NULL AND failed_at IS NULL")
 
 
 async def migrate_all(settings: Settings) -> None:

@@ -19,18 +19,22 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
 from shared.broker import ensure_topics
 from shared.contracts import all_topics
-from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_FAILED, OUTBOX_OLDEST_AGE
 from shared.settings import Settings
 from shared.telemetry import tracer
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics and retention purge, when idle
 TOPIC_CHECK_INTERVAL_S = 1.0
+# What a row's own content causes (larger than the producer may send, headers that are not a
+# JSON object of strings): sending it again cannot help.
+UNSENDABLE = (MessageSizeTooLargeError, ValueError, TypeError, AttributeError)
 
 
 
@@ -111,6 +115,9 @@ class Relay:
         if self._notifying is not None:
             self._notifying.cancel()
         await self._close_notifier()
+        await self._stop_producer()
+
+    async def _stop_producer(self) -> None:
         if self.producer:
             await self.producer.stop()
             self.producer = None
@@ -147,29 +154,49 @@ class Relay:
             pass
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
-        """Publish the oldest unpublished rows; on any failure none are marked, all are retried."""
+        """Publish the oldest unpublished rows, then mark them. If the broker fails, none are
+        marked and all are sent again. A row no broker will ever take (too large, malformed)
+        is marked failed, with the reason, so that it cannot hold up the rows behind it."""
         rows = await conn.fetch(
-            "SELECT id, topic, key, headers, payload FROM outbox WHERE published_at IS NULL "
-            "ORDER BY id LIMIT $1",
+            "SELECT id, topic, key, headers, payload FROM outbox "
+            "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1",
             self.settings.outbox_batch_size,
         )
         if not rows:
             return 0
         producer = await self._producer()
+        refused: dict[int, str] = {}
         try:
             await self._check_topics(producer, {row["topic"] for row in rows})
-            sends = [await self._send(producer, row) for row in rows]
-            await asyncio.gather(*sends)
+            sends = []
+            for row in rows:
+                try:
+                    sends.append((row["id"], await self._send(producer, row)))
+                except UNSENDABLE as error:
+                    refused[row["id"]] = f"{type(error).__name__}: {error}"
+            acks = await asyncio.gather(*(ack for _, ack in sends), return_exceptions=True)
+            for (row_id, _), ack in zip(sends, acks, strict=True):
+                if isinstance(ack, KafkaError) and not ack.retriable:
+                    refused[row_id] = f"{type(ack).__name__}: {ack}"
+                elif isinstance(ack, BaseException):
+                    raise ack
         except Exception:
             self._topics_checked = 0.0
-            await self.close()  # a fresh producer, fresh metadata, on the next try
+            await self._stop_producer()  # a fresh producer, fresh metadata, on the next try
             raise
         await conn.execute(
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-            [row["id"] for row in rows],
+            [row["id"] for row in rows if row["id"] not in refused],
         )
+        if refused:
+            await conn.executemany(
+                "UPDATE outbox SET failed_at = now(), error = $2 WHERE id = $1", refused.items())
+            for row_id, reason in refused.items():
+                log.error("outbox row %s of %s cannot be sent and is marked failed: %s",
+                          row_id, self.service, reason)
         for row in rows:
-            EVENTS_PUBLISHED.labels(self.service, row["topic"]).inc()
+            if row["id"] not in refused:
+                EVENTS_PUBLISHED.labels(self.service, row["topic"]).inc()
         return len(rows)
 
     async def _send(self, producer: AIOKafkaProducer, row: asyncpg.Record) -> Any:
@@ -213,10 +240,13 @@ class Relay:
         return self.producer
 
     async def _observe_backlog(self, conn: asyncpg.Connection) -> None:
-        count, oldest = await conn.fetchrow(
-            "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL"
+        count, oldest, failed = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE failed_at IS NULL), "
+            "min(created_at) FILTER (WHERE failed_at IS NULL), count(failed_at) "
+            "FROM outbox WHERE published_at IS NULL"
         )
         OUTBOX_BACKLOG.labels(self.service).set(count)
+        OUTBOX_FAILED.labels(self.service).set(failed)
         age = (datetime.now(oldest.tzinfo) - oldest).total_seconds() if oldest else 0.0
         OUTBOX_OLDEST_AGE.labels(self.service).set(age)
 

@@ -21,8 +21,12 @@ outbox = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
     sa.Column("published_at", sa.DateTime(timezone=True)),
+    # A row no broker will ever take (too large, malformed): kept, marked, and passed over.
+    sa.Column("failed_at", sa.DateTime(timezone=True)),
+    sa.Column("error", sa.Text),
 )
-sa.Index("outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
+sa.Index("outbox_unpublished", outbox.c.id,
+         postgresql_where=sa.and_(outbox.c.published_at.is_(None), outbox.c.failed_at.is_(None)))
 sa.Index("outbox_published_at", outbox.c.published_at)
 
 inbox = sa.Table(

@@ -151,6 +151,25 @@ async def test_a_poison_event_is_dead_lettered_and_later_events_still_flow(
                               uuid.UUID(poison_id)) == []
 
 
+async def test_an_outbox_row_no_broker_takes_is_marked_failed_and_later_events_still_flow(
+    platform: Platform,
+) -> None:
+    """Larger than any producer may send: retrying it forever would hold up every event."""
+    [poison] = await platform.sql(
+        "INSERT INTO scouting.outbox (event_id, topic, key, event_type, headers, payload) "
+        "VALUES ($1, 'scouting.leads', 'huge', 'eu.lasergo.scouting.lead.submitted.v1', "
+        "'{}'::jsonb, $2) RETURNING id", uuid.uuid4(), b"x" * (2 * 1024 * 1024))
+    good = await submit(platform, title="Sent after the oversized row")
+
+    async def good_one_handled() -> bool:
+        return await facts_about(platform, good["id"]) == 1
+    await eventually(good_one_handled)
+    [row] = await platform.sql("SELECT published_at, failed_at, error FROM scouting.outbox "
+                               "WHERE id = $1", poison["id"])
+    assert row["published_at"] is None and row["failed_at"] is not None
+    assert "MessageSizeTooLarge" in row["error"]
+
+
 async def test_replaying_the_outbox_publishes_again_and_is_counted_once(
     platform: Platform,
 ) -> None:
