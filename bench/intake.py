@@ -1,7 +1,7 @@
 """Scouting intake benchmark: POST /v1/leads and a 50,000-row bulk import, next to a bare
 FastAPI endpoint that inserts one row with asyncpg, measured in the same run.
 
-    .venv/bin/python bench/intake.py            # full run (about 3 minutes)
+    .venv/bin/python bench/intake.py            # full run (about 75 seconds)
     .venv/bin/python bench/intake.py --quick    # short run
     .venv/bin/python bench/intake.py --quick --py-spy /tmp/spy   # and profile scouting
 
@@ -13,7 +13,9 @@ an open loop far above capacity would burn a core of client CPU on requests it s
 are measured at a constant 200 requests/s (open loop). Every lead has a unique title and the
 default duplicate check ("warn"), so each POST also searches for duplicates. The import posts
 a CSV of N rows (streamed from disk) and polls the job until done; it runs at 10,000 and at
-50,000 rows so that peak RSS can be compared (flat memory: the same peak for both).
+50,000 rows so that peak RSS can be compared (flat memory: the same peak for both). Flat out,
+it also reports CPU ms per answered request of the server, all Postgres processes, the broker
+and the client, for both endpoints (what each request costs the shared 2-core machine).
 Ends with one JSON line: post_rps, bare_rps, ratio, post_p99_ms, import_rows_per_s,
 import_50k_s, peak_rss_mb (and more).
 """
@@ -111,8 +113,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(name: str, url: str, headers: dict[str, str], *, pid: int, quick: bool,
-            spy: Path | None = None) -> dict:
+def postgres_cpu_seconds() -> float:
+    """All Postgres processes of the machine (only the flow under test is running)."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if "(postgres)" in Path(f"/proc/{pid}/stat").read_text()[:64]:
+                total += cpu_seconds(int(pid))
+        except OSError:
+            continue
+    return total
+
+
+def measure(name: str, url: str, headers: dict[str, str], *, pid: int, broker: int,
+            quick: bool, spy: Path | None = None) -> dict:
     seconds = 4 if quick else 10
     load(url, headers, rate=100, seconds=2)  # warm-up
     steady = summarise(load(url, headers, rate=200, seconds=seconds), seconds)
@@ -123,17 +137,23 @@ def measure(name: str, url: str, headers: dict[str, str], *, pid: int, quick: bo
             [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw", "--rate", "100",
              "-p", str(pid), "-o", str(spy / f"{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cpu_before = cpu_seconds(pid)
-    flat_out = summarise(load(url, headers, rate=None, seconds=seconds), seconds)
-    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(flat_out["ok"], 1)
-    flat_out["server_cpu_ms_per_request"] = round(cpu_ms, 2)
+    before = cpu_seconds(pid), postgres_cpu_seconds(), cpu_seconds(broker)
+    step = load(url, headers, rate=None, seconds=seconds)
+    after = cpu_seconds(pid), postgres_cpu_seconds(), cpu_seconds(broker)
+    flat_out = summarise(step, seconds)
+    per_request = [(b - a) * 1000 / max(flat_out["ok"], 1)
+                   for a, b in zip(before, after, strict=True)]
+    flat_out["cpu_ms_per_request"] = {
+        "server": round(per_request[0], 2), "postgres": round(per_request[1], 2),
+        "broker": round(per_request[2], 2),
+        "client": round(step["client_cpu_s"] * 1000 / max(flat_out["ok"], 1), 2)}
     if recorder:
         recorder.send_signal(2)
         recorder.wait(30)
     print(f"{name:9} at 200/s: p50 {steady['p50_ms']} ms, p99 {steady['p99_ms']} ms, "
           f"errors {steady['errors']} | flat out: {flat_out['per_s']} requests/s "
-          f"(p99 {flat_out['p99_ms']} ms, "
-          f"server CPU {cpu_ms:.2f} ms/request)", flush=True)
+          f"(p99 {flat_out['p99_ms']} ms); CPU ms/request: "
+          + ", ".join(f"{k} {v}" for k, v in flat_out["cpu_ms_per_request"].items()), flush=True)
     return {"steady": steady, "flat_out": flat_out}
 
 
@@ -206,9 +226,11 @@ async def main(quick: bool, spy: Path | None) -> int:
         await wait_ready(ours, processes[0])
         await wait_ready(bare, processes[1])
         print(f"machine: {os.cpu_count()} cores; client, servers, Postgres and broker share them")
-        bare_figures = measure("bare", f"{bare}/rows", {}, pid=processes[1].pid, quick=quick)
+        broker_pid = broker.process.pid
+        bare_figures = measure("bare", f"{bare}/rows", {}, pid=processes[1].pid,
+                               broker=broker_pid, quick=quick)
         our_figures = measure("POST", f"{ours}/v1/leads", {"Authorization": f"Bearer {scout}"},
-                              pid=processes[0].pid, quick=quick, spy=spy)
+                              pid=processes[0].pid, broker=broker_pid, quick=quick, spy=spy)
         with tempfile.TemporaryDirectory() as folder:
             await import_rows(ours, partner, 2000 if quick else 10000, Path(folder))
             rss_small = peak_rss_mb(processes[0].pid)
@@ -224,6 +246,8 @@ async def main(quick: bool, spy: Path | None) -> int:
             "post_p50_ms": our_figures["steady"]["p50_ms"],
             "post_p99_ms": our_figures["steady"]["p99_ms"],
             "bare_p99_ms": bare_figures["steady"]["p99_ms"],
+            "cpu_ms_per_request": {"post": our_figures["flat_out"]["cpu_ms_per_request"],
+                                   "bare": bare_figures["flat_out"]["cpu_ms_per_request"]},
             "import_rows_per_s": round(big["rows_per_s"]),
             "import_50k_s": round(big["seconds"], 1) if not quick else None,
             "import_rows": 10000 if quick else 50000,
