@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", type=UUID)
 
-    replay = commands.add_parser("replay-outbox", help="publish a service's retained events again")
+    replay = commands.add_parser(
+        "replay-outbox", help="publish a service's retained events again, retry failed ones")
     replay.add_argument("service", choices=SERVICES)
     replay.add_argument("--hours", type=float, default=24.0, help="how far back (default 24)")
 

@@ -258,11 +258,14 @@ class Relay:
 
 
 async def replay(dsn: str, *, service: str, since: datetime) -> int:
-    """Mark rows published since `since` as unpublished, so the relay sends them again."""
+    """Mark rows published, or marked failed, since `since` as unpublished, so the relay
+    sends them again (a failed row fails again unless its cause was fixed, e.g. the broker's
+    size limit raised)."""
     conn = await asyncpg.connect(dsn, server_settings={"search_path": service})
     try:
         status = await conn.execute(
-            "UPDATE outbox SET published_at = NULL WHERE published_at >= $1", since
+            "UPDATE outbox SET published_at = NULL, failed_at = NULL, error = NULL "
+            "WHERE published_at >= $1 OR failed_at >= $1", since
         )
         await conn.execute(f"NOTIFY {service}_outbox")
         return int(status.split()[-1])

@@ -169,6 +169,16 @@ async def test_an_outbox_row_no_broker_takes_is_marked_failed_and_later_events_s
     assert row["published_at"] is None and row["failed_at"] is not None
     assert "MessageSizeTooLarge" in row["error"]
 
+    # Replaying retries it (it fails again: nothing here raised the size limit).
+    await replay(platform.settings.service_database_url("scouting"), service="scouting",
+                 since=row["failed_at"])
+
+    async def failed_again() -> bool:
+        [again] = await platform.sql("SELECT failed_at FROM scouting.outbox WHERE id = $1",
+                                     poison["id"])
+        return again["failed_at"] is not None and again["failed_at"] > row["failed_at"]
+    await eventually(failed_again)
+
 
 async def test_replaying_the_outbox_publishes_again_and_is_counted_once(
     platform: Platform,
