@@ -102,6 +102,31 @@ async def test_a_likely_duplicate_is_flagged_before_saving_and_can_be_confirmed(
     assert saved.status_code == 201
 
 
+async def test_a_lead_sharing_only_title_words_with_another_is_saved_at_once(
+    platform: Platform,
+) -> None:
+    """Every word of the title matches (the search finds the earlier lead), but the texts
+    differ and so do the counterparts: not a duplicate, so no 409."""
+    title = f"Raman probe {uuid.uuid4().hex[:8]}"
+    first = a_lead(title=title, description="Hospitals in Seoul need a compact probe for "
+                   "tissue diagnostics during surgery", target_market="KR",
+                   counterpart={"name": f"Seoul Photonics {uuid.uuid4().hex[:6]}"},
+                   duplicate_check="warn")
+    second = a_lead(title=title, description="A distributor in Busan asks about service "
+                    "contracts, spare parts and training for laboratory lasers",
+                    target_market="KR", duplicate_check="warn",
+                    counterpart={"name": f"Busan Lasers {uuid.uuid4().hex[:6]}"})
+    for body in (first, second):
+        answer = await platform.scouting.post("/v1/leads", json=body,
+                                              headers=platform.auth("scout"))
+        assert answer.status_code == 201, answer.text
+    saved = await platform.sql("SELECT count(*) AS n FROM scouting.leads WHERE title = $1", title)
+    events = await platform.sql(
+        "SELECT count(*) AS n FROM scouting.outbox o JOIN scouting.leads l ON o.key = l.id::text "
+        "WHERE l.title = $1", title)
+    assert saved[0]["n"] == events[0]["n"] == 2
+
+
 async def test_near_identical_text_is_a_duplicate_hint_but_another_cluster_is_not_told(
     platform: Platform,
 ) -> None:
