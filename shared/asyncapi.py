@@ -1,5 +1,6 @@
 """The AsyncAPI 3.0 document of the platform's events, generated from the contracts."""
 
+from functools import cache
 from typing import Any
 
 from shared.contracts import CONTRACTS
@@ -24,6 +25,7 @@ CE_HEADERS = {
 }
 
 
+@cache  # the contracts are fixed at import: built once, served as is
 def asyncapi_document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

@@ -22,7 +22,8 @@ def plain_dsn(url: str) -> str:
     return f"postgresql://{rest}" if "+" in scheme else url
 
 
-def _with_database(url: str, database: str) -> str:
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials, another database."""
     parts = urlsplit(plain_dsn(url))
     return urlunsplit(parts._replace(path=f"/{database}"))
 
@@ -34,7 +35,7 @@ def database_name(url: str) -> str:
 async def bootstrap(settings: Settings) -> None:
     """Create the database, one login role and one schema per service; lock out everyone else."""
     name = database_name(settings.database_url)
-    server = await asyncpg.connect(_with_database(settings.database_url, "postgres"))
+    server = await asyncpg.connect(with_database(settings.database_url, "postgres"))
     try:
         if not await server.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             await server.execute(f'CREATE DATABASE "{name}"')

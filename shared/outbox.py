@@ -24,7 +24,6 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
 from shared.broker import ensure_topics
-from shared.contracts import all_topics
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_FAILED, OUTBOX_OLDEST_AGE
 from shared.settings import Settings
 from shared.telemetry import tracer
@@ -225,7 +224,7 @@ class Relay:
             return
         cluster = await producer.client.fetch_all_metadata()
         if not topics <= cluster.topics():
-            await ensure_topics(self.settings, sorted(topics | set(all_topics())))
+            await ensure_topics(self.settings)  # every topic of the contracts
         self._topics_checked = now
 
     async def _producer(self) -> AIOKafkaProducer:

@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 
 from shared.broker import EmbeddedBroker, ensure_topics
-from shared.migrations import database_name, migrate_all, plain_dsn
+from shared.migrations import database_name, migrate_all, with_database
 from shared.settings import SERVICES, Settings
 
 
@@ -39,7 +39,8 @@ async def run_platform(settings: Settings, *, demo: bool) -> int:
         await ensure_topics(settings)
         urls = {service: f"http://{settings.host}:{settings.port_for(service)}"
                 for service in SERVICES}
-        children = [_spawn(settings, service, data_dir) for service in SERVICES]
+        dev_secrets = development_secrets(data_dir)
+        children = [_spawn(settings, service, data_dir, dev_secrets) for service in SERVICES]
         await _wait_ready(urls, children)
         if demo:
             from shared.demo import load_demo
@@ -79,7 +80,7 @@ def _port_free(port: int) -> bool:
 
 async def _postgres(settings: Settings, data_dir: Path) -> Settings:
     """The configured Postgres if it answers; otherwise an embedded one in the data folder."""
-    server = plain_dsn(settings.database_url).rsplit("/", 1)[0] + "/postgres"
+    server = with_database(settings.database_url, "postgres")
     try:
         conn = await asyncio.wait_for(asyncpg.connect(server), 3)
         await conn.close()
@@ -113,8 +114,9 @@ def development_secrets(data_dir: Path) -> dict[str, str]:
     return {name: value for name, value in made.items() if name not in os.environ}
 
 
-def _spawn(settings: Settings, service: str, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **development_secrets(data_dir), "DATABASE_URL": settings.database_url,
+def _spawn(settings: Settings, service: str, data_dir: Path,
+           dev_secrets: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **dev_secrets, "DATABASE_URL": settings.database_url,
            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers}
     env.pop("PORT", None)
     log = open(data_dir / f"{service}.log", "ab")  # noqa: SIM115 - the child owns it

@@ -20,9 +20,9 @@ outbox = sa.Table(
     sa.Column("headers", JSONB, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
-    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("published_at", TIMESTAMP),
     # A row no broker will ever take (too large, malformed): kept, marked, and passed over.
-    sa.Column("failed_at", sa.DateTime(timezone=True)),
+    sa.Column("failed_at", TIMESTAMP),
     sa.Column("error", sa.Text),
 )
 sa.Index("outbox_unpublished", outbox.c.id,
@@ -49,7 +49,7 @@ api_keys = sa.Table(
     sa.Column("cluster", sa.Text),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", TIMESTAMP),
 )
 
 idempotency_keys = sa.Table(
@@ -70,5 +70,5 @@ audit_log = sa.Table(
     sa.Column("api_key_id", UUID(as_uuid=True)),
     sa.Column("action", sa.Text, nullable=False),
     sa.Column("subject", sa.Text, nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
 )

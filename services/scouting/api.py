@@ -152,13 +152,18 @@ async def list_leads(
     return {"items": [present(lead, settings) for lead in leads], "next_cursor": next_cursor}
 
 
-@router.get("/leads/{lead_id}", response_model=LeadPublic, responses=PROBLEMS)
-async def get_lead(lead_id: UUID, caller: Reader, request: Request) -> dict[str, Any]:
-    """One lead, if the key may see it (others' leads answer 404, not 403)."""
+async def visible_lead(request: Request, lead_id: UUID, caller: Caller) -> Lead:
+    """The lead, if the key may see it (others' leads answer 404, not 403)."""
     lead = await queries.lead_by_id(request.app.state.db, lead_id)
     if lead is None or not domain.visible_to(lead, caller):
         raise Problem(404, "Not found", f"No lead {lead_id} visible to this key.")
-    return present(lead, request.app.state.settings)
+    return lead
+
+
+@router.get("/leads/{lead_id}", response_model=LeadPublic, responses=PROBLEMS)
+async def get_lead(lead_id: UUID, caller: Reader, request: Request) -> dict[str, Any]:
+    """One lead, if the key may see it (others' leads answer 404, not 403)."""
+    return present(await visible_lead(request, lead_id, caller), request.app.state.settings)
 
 
 @router.patch("/leads/{lead_id}", response_model=LeadPublic, responses=PROBLEMS)
@@ -186,7 +191,7 @@ async def transition_lead(lead_id: UUID, body: Transition, caller: Manager, requ
             responses=PROBLEMS)
 async def lead_history(lead_id: UUID, caller: Reader, request: Request) -> list[TransitionPublic]:
     """Every status change of the lead: who (key id), when, why."""
-    await get_lead(lead_id, caller, request)
+    await visible_lead(request, lead_id, caller)
     rows = await queries.transitions(request.app.state.db, lead_id)
     return [TransitionPublic.model_validate(row) for row in rows]
 

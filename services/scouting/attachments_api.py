@@ -3,20 +3,17 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from services.scouting import domain, handlers, queries
-from services.scouting.api import PROBLEMS, get_lead
+from services.scouting.api import PROBLEMS, Editor, Reader, visible_lead
 from services.scouting.models import AttachmentPublic
-from shared.auth import Caller, require_role
 from shared.problems import Problem
 from shared.uow import transaction
 
 router = APIRouter(prefix="/v1/leads/{lead_id}/attachments", tags=["attachments"])
 UPLOAD_PATTERN = "/v1/leads/*/attachments"
-Reader = Annotated[Caller, Depends(require_role("scout", "partner", "manager", "ops", "admin"))]
-Editor = Annotated[Caller, Depends(require_role("scout", "partner", "manager", "admin"))]
 FILE_BODY = {"requestBody": {"required": True, "content": {
     content_type: {"schema": {"type": "string", "format": "binary"}}
     for content_type in domain.ATTACHMENT_SIGNATURES}}}
@@ -42,7 +39,7 @@ async def upload(
 async def list_attachments(lead_id: UUID, caller: Reader,
                            request: Request) -> list[AttachmentPublic]:
     """The lead's attachments (without their content)."""
-    await get_lead(lead_id, caller, request)
+    await visible_lead(request, lead_id, caller)
     return [AttachmentPublic.model_validate(a)
             for a in await queries.attachments(request.app.state.db, lead_id)]
 
@@ -53,7 +50,7 @@ async def list_attachments(lead_id: UUID, caller: Reader,
 async def download(lead_id: UUID, attachment_id: UUID, caller: Reader,
                    request: Request) -> Response:
     """The file itself, as a download (never rendered inline)."""
-    await get_lead(lead_id, caller, request)
+    await visible_lead(request, lead_id, caller)
     attachment = await queries.attachment(request.app.state.db, lead_id, attachment_id)
     if attachment is None:
         raise Problem(404, "Not found", f"No attachment {attachment_id} on lead {lead_id}.")

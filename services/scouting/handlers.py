@@ -166,13 +166,21 @@ async def _lead_for(tx: Transaction, lead_id: UUID, caller: Caller, *, lock: boo
     return lead
 
 
-async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, caller: Caller) -> Lead:
-    """Correct an open lead's details (its owner scout, or its cluster's partners and managers)."""
+async def _editable_lead(tx: Transaction, lead_id: UUID, caller: Caller, *,
+                         if_closed: str | None = None) -> Lead:
+    """The lead, locked, if the caller may change it; with `if_closed` (why not, said of a
+    closed lead), only while it is open."""
     lead = await _lead_for(tx, lead_id, caller)
     if not domain.may_edit(lead, caller):
         raise Problem(403, "Forbidden", "This key may read but not change the lead.")
-    if lead.status not in domain.OPEN_STATUSES:
-        raise Problem(409, "Lead closed", f"A {lead.status} lead can no longer be edited.")
+    if if_closed and lead.status not in domain.OPEN_STATUSES:
+        raise Problem(409, "Lead closed", f"A {lead.status} lead {if_closed}.")
+    return lead
+
+
+async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, caller: Caller) -> Lead:
+    """Correct an open lead's details (its owner scout, or its cluster's partners and managers)."""
+    lead = await _editable_lead(tx, lead_id, caller, if_closed="can no longer be edited")
     fields = changes.model_dump(exclude_unset=True)
     for name, value in fields.items():
         if value is None and name in ("title", "description", "application_areas",
@@ -233,11 +241,7 @@ def _apply(tx: Transaction, lead: Lead, *, to: str, reason: str | None, by_key: 
 
 async def renew_lead(tx: Transaction, lead_id: UUID, caller: Caller) -> Lead:
     """Say a stale lead is still alive: its expiry clock starts again."""
-    lead = await _lead_for(tx, lead_id, caller)
-    if not domain.may_edit(lead, caller):
-        raise Problem(403, "Forbidden", "This key may read but not change the lead.")
-    if lead.status not in domain.OPEN_STATUSES:
-        raise Problem(409, "Lead closed", f"A {lead.status} lead cannot be renewed.")
+    lead = await _editable_lead(tx, lead_id, caller, if_closed="cannot be renewed")
     lead.last_activity_at = datetime.now(UTC)
     await tx.audit(api_key_id=caller.key_id, action="lead.renew", subject=str(lead.id))
     return lead
@@ -288,9 +292,7 @@ async def update_scout(tx: Transaction, scout_id: UUID, changes: ScoutUpdate,
 async def attach_file(tx: Transaction, lead_id: UUID, *, caller: Caller, filename: str | None,
                       content_type: str, data: bytes) -> LeadAttachment:
     """Attach a checked file to a lead the caller may edit."""
-    lead = await _lead_for(tx, lead_id, caller)
-    if not domain.may_edit(lead, caller):
-        raise Problem(403, "Forbidden", "This key may read but not change the lead.")
+    lead = await _editable_lead(tx, lead_id, caller)
     if problem := domain.attachment_problem(content_type, data):
         status = 415 if "not accepted" in problem else 422
         raise Problem(status, "Attachment refused", problem)

@@ -19,17 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scouting import domain, imports, queries
 from services.scouting.models import Lead, NewLead
 
-TITLE_MATCHES_PER_LEAD = 50  # as in queries.duplicate_candidates
-REPORTED_PER_ROW = 10
 CANDIDATE_COLUMNS = ("id", "title", "description", "target_market", "counterpart_key",
                      "counterpart_domain", "submitted_at")
 SAVED = Lead.__table__
-# For this transaction only: a generic plan (chosen after a prepared statement's fifth run) or
-# JIT compilation would cost far more than the queries. And words of newly saved leads wait in
-# the GIN index's pending list, which every search reads in full: merge it in first.
-PREPARE_SEARCH = sa.text(
-    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
-    "set_config('jit', 'off', true), gin_clean_pending_list('leads_search')")
 
 
 async def reject_duplicates(session: AsyncSession, rows: list[imports.Row]) -> None:
@@ -50,7 +42,7 @@ async def reject_duplicates(session: AsyncSession, rows: list[imports.Row]) -> N
 
 
 def duplicate_error(found: list[tuple[UUID, str]]) -> dict[str, str]:
-    listed = ", ".join(f"{lead_id} ({why})" for lead_id, why in found[:REPORTED_PER_ROW])
+    listed = ", ".join(f"{lead_id} ({why})" for lead_id, why in found[:queries.DUPLICATES_REPORTED])
     return {"location": "duplicate_check",
             "message": f"Likely duplicate of open lead {listed}. Set duplicate_check to "
             "confirmed_new to import it anyway."}
@@ -61,7 +53,6 @@ async def saved_candidates(session: AsyncSession,
     """For every lead, newest first, the saved leads a POST of it would be checked against."""
     if not leads:
         return {}
-    await session.execute(PREPARE_SEARCH)
     found: dict[UUID, dict[UUID, Any]] = defaultdict(dict)
     for lead_id, old in [*await _same_counterpart(session, leads),
                          *await _title_words(session, leads)]:
@@ -82,15 +73,14 @@ def _open(leads: Any, *, cluster: str) -> sa.ColumnElement[bool]:
 async def _same_counterpart(session: AsyncSession,
                             leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
     """(lead id, saved lead) pairs with the same counterpart key or domain in the same market."""
-    keys = {(lead.target_market, "key", lead.counterpart_key) for lead in leads}
-    domains = {(lead.target_market, "domain", lead.counterpart_domain) for lead in leads}
+    keys = sorted({lead.counterpart_key for lead in leads if lead.counterpart_key})
+    domains = sorted({lead.counterpart_domain for lead in leads if lead.counterpart_domain})
     # The values as arrays: index lookups on counterpart_key and on counterpart_domain.
     query = sa.select(*(SAVED.c[name] for name in CANDIDATE_COLUMNS)).where(
         _open(SAVED, cluster=leads[0].cluster),
         SAVED.c.target_market == sa.any_(_texts(sorted({lead.target_market for lead in leads}))),
-        sa.or_(SAVED.c.counterpart_key == sa.any_(_texts(sorted({k for _, _, k in keys if k}))),
-               SAVED.c.counterpart_domain == sa.any_(
-                   _texts(sorted({d for _, _, d in domains if d})))))
+        sa.or_(SAVED.c.counterpart_key == sa.any_(_texts(keys)),
+               SAVED.c.counterpart_domain == sa.any_(_texts(domains))))
     olds: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
     for old in await session.execute(query):
         olds[(old.target_market, "key", old.counterpart_key)].append(old)
@@ -114,7 +104,7 @@ async def _title_words(session: AsyncSession,
         .offset(0).correlate(given).subquery("hits"))
     newest = (sa.select(*(hits.c[name] for name in CANDIDATE_COLUMNS))
               .where(_open(hits, cluster=leads[0].cluster), hits.c.target_market == given.c.market)
-              .order_by(hits.c.submitted_at.desc()).limit(TITLE_MATCHES_PER_LEAD).lateral())
+              .order_by(hits.c.submitted_at.desc()).limit(queries.CANDIDATES_PER_LEAD).lateral())
     query = sa.select(given.c.lead_id, newest).select_from(given).join(newest, sa.true())
     return ((UUID(row.lead_id), row) for row in await session.execute(query))
 

@@ -159,7 +159,7 @@ class LeadTransition(SQLModel, table=True):
 class Counterpart(Documented):
     """The organisation the lead is about (not a person)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=2, max_length=200, examples=["Kansai Medical Optics KK"])
     website: AnyHttpUrl | None = Field(None, examples=["https://kansai-medical-optics.example.jp"])
@@ -169,7 +169,7 @@ class Counterpart(Documented):
 class CounterpartContact(Documented):
     """The person to talk to. Personal data: encrypted at rest, never in events, handed to crm."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=2, max_length=200, examples=["Dr. Aiko Tanaka"])
     email: EmailStr | None = Field(None, examples=["a.tanaka@kansai-medical-optics.example.jp"])
@@ -181,7 +181,7 @@ class LeadCreate(Documented):
     """What a scout or partner system submits. Status, owner, cluster, ids and timestamps are
     the service's to set: sending them is refused."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(extra="forbid")
 
     kind: LeadKind = Field(description="What was found.", examples=["market_need"])
     title: str = Field(min_length=3, max_length=200, description="Short title.",
@@ -222,7 +222,7 @@ class LeadCreate(Documented):
 class LeadUpdate(Documented):
     """Fields a scout may still correct while the lead is open."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(None, min_length=3, max_length=200)
     description: str | None = Field(None, max_length=5000)
@@ -236,7 +236,7 @@ class LeadUpdate(Documented):
 class Transition(Documented):
     """A move in the workflow: qualify, reject (reason), mark duplicate (of), convert, close."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(extra="forbid")
 
     to: Literal["qualified", "rejected", "duplicate", "converted", "closed"]
     reason: str | None = Field(None, max_length=500, description="Required for rejected, closed.")
@@ -246,7 +246,7 @@ class Transition(Documented):
 class LeadPublic(Documented):
     """A lead as the API shows it (without the counterpart contact)."""
 
-    model_config = ConfigDict(from_attributes=True, json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     kind: LeadKind
@@ -288,7 +288,7 @@ class DuplicateCandidate(Documented):
 
 
 class TransitionPublic(Documented):
-    model_config = ConfigDict(from_attributes=True, json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(from_attributes=True)
 
     from_status: str | None
     to_status: str
@@ -307,7 +307,7 @@ class ContactHandover(Documented):
 
 
 class ScoutPublic(Documented):
-    model_config = ConfigDict(from_attributes=True, json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     key_id: UUID = Field(description="The API key the scout works with.")
@@ -320,7 +320,7 @@ class ScoutPublic(Documented):
 class ScoutUpdate(Documented):
     """What a cluster manager may change about a scout."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, min_length=2, max_length=200)
     affiliate_market: MarketCode | None = None
@@ -345,7 +345,7 @@ class LeadAttachment(SQLModel, table=True):
 
 
 class AttachmentPublic(Documented):
-    model_config = ConfigDict(from_attributes=True, json_schema_extra=_fill_descriptions)
+    model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     lead_id: UUID

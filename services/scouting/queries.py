@@ -33,12 +33,15 @@ async def transitions(db: Database, lead_id: UUID) -> list[LeadTransition]:
         return list((await session.execute(query)).scalars())
 
 
+CANDIDATES_PER_LEAD = 50  # the newest alike leads looked at
+DUPLICATES_REPORTED = 10  # of which at most this many are named
+
 # Open leads of the same cluster and market that share the counterpart, the website, or every
 # word of the title; `domain.duplicate_reason` decides. Bare SQL: every POST asks this. The
 # hits come from the three indexes first, and only then are narrowed to the cluster and market:
 # a planner without statistics (a new table, or one a bulk import just grew) would otherwise
 # read every lead of the cluster and market instead.
-DUPLICATE_CANDIDATES = """
+DUPLICATE_CANDIDATES = f"""
     WITH hits AS MATERIALIZED (
         SELECT id FROM leads WHERE search @@ plainto_tsquery('simple', $5)
         UNION SELECT id FROM leads WHERE counterpart_key = $6
@@ -50,7 +53,7 @@ DUPLICATE_CANDIDATES = """
     WHERE cluster = $1 AND target_market = $2 AND status = ANY($3::text[])
       AND submitted_at > now() - $4::interval
     ORDER BY submitted_at DESC
-    LIMIT 50
+    LIMIT {CANDIDATES_PER_LEAD}
 """
 
 
@@ -71,7 +74,7 @@ async def duplicate_candidates(
             found.append({"id": old.id if shown else None,
                           "title": old.title if shown else WITHHELD,
                           "status": old.status, "why": why})
-    return found[:10]
+    return found[:DUPLICATES_REPORTED]
 
 
 @dataclass(frozen=True)

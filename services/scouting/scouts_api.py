@@ -6,14 +6,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 
 from services.scouting import handlers, queries
-from services.scouting.api import PROBLEMS
+from services.scouting.api import PROBLEMS, Manager
 from services.scouting.models import ScoutPublic, ScoutUpdate
 from shared.auth import Caller, require_role
 from shared.uow import transaction
 
 router = APIRouter(prefix="/v1", tags=["scouts"])
 Reader = Annotated[Caller, Depends(require_role("scout", "manager", "ops", "admin"))]
-Manager = Annotated[Caller, Depends(require_role("manager", "admin"))]
 
 
 @router.get("/scouts", response_model=list[ScoutPublic], responses=PROBLEMS)
