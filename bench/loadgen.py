@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import uvloop  # ships with uvicorn[standard]
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 UNIQUE = b"%N%"  # placeholder in a body template, replaced per request
@@ -42,7 +43,7 @@ class _HttpxPost:
                  timeout: float) -> None:
         limits = httpx.Limits(max_connections=max_conns, max_keepalive_connections=max_conns)
         self.client = httpx.AsyncClient(limits=limits, timeout=timeout)
-        self.url, self.body = url, body
+        self.url = url
         self.headers = {**headers, "content-type": "application/json"}
 
     async def post(self, body: bytes, token: str | None) -> tuple[int, bytes]:
@@ -234,14 +235,8 @@ def run_step(url: str, headers: dict[str, str], body: bytes, rate: float, durati
     word), so that every lead of a run can be made distinct. With `tokens`, request i carries
     `Authorization: Bearer tokens[i % len(tokens)]` (writes are rate-limited per key).
     """
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        runner = asyncio.run
-    return runner(_step(url, headers, body, rate, duration, start_wall, max_inflight, timeout,
-                        client_kind, tag, tokens))
+    return uvloop.run(_step(url, headers, body, rate, duration, start_wall, max_inflight,
+                            timeout, client_kind, tag, tokens))
 
 
 async def _closed(url: str, headers: dict[str, str], body: bytes, concurrency: int,
@@ -282,13 +277,7 @@ def run_closed(url: str, headers: dict[str, str], body: bytes, concurrency: int,
     """Flat out: `concurrency` clients, each sending its next request as soon as the last is
     answered, for `duration` seconds. Unlike an open loop far above capacity, the client
     spends CPU only on requests the server takes, so it does not starve the server."""
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        runner = asyncio.run
-    return runner(_closed(url, headers, body, concurrency, duration, start_wall, timeout, tag))
+    return uvloop.run(_closed(url, headers, body, concurrency, duration, start_wall, timeout, tag))
 
 
 def ignore_sigint() -> None:

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import pstats
 import sys
 import time
@@ -27,25 +26,12 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 import uvloop  # noqa: E402
 
-from bench.intake import LEAD, db_url  # noqa: E402
+from bench.intake import LEAD, db_url, postgres_cpu_seconds  # noqa: E402
 from services.scouting.contacts import new_key  # noqa: E402
 from services.scouting.settings import ScoutingSettings  # noqa: E402
 from shared.broker import EmbeddedBroker  # noqa: E402
 from shared.keys import create_key  # noqa: E402
 from shared.migrations import migrate_all  # noqa: E402
-
-
-def postgres_cpu_s() -> float:
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        if "(postgres)" in stat:
-            fields = stat.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def request(body: bytes, token: str) -> dict:
@@ -103,7 +89,7 @@ async def main(count: int, concurrency: int, profile: bool) -> int:
         async with app.router.lifespan_context(app):
             await asyncio.gather(*(client(200 // concurrency) for _ in range(concurrency)))
             profiler = cProfile.Profile() if profile else None
-            pg_before, cpu_before, began = postgres_cpu_s(), time.process_time(), time.time()
+            pg_before, cpu_before, began = postgres_cpu_seconds(), time.process_time(), time.time()
             if profiler:
                 profiler.enable()
             done = await asyncio.gather(*(client(count // concurrency)
@@ -111,7 +97,7 @@ async def main(count: int, concurrency: int, profile: bool) -> int:
             if profiler:
                 profiler.disable()
             cpu, wall = time.process_time() - cpu_before, time.time() - began
-            pg = postgres_cpu_s() - pg_before
+            pg = postgres_cpu_seconds() - pg_before
         statuses = [status for statuses in done for status in statuses]
         n = len(statuses)
         if profiler:

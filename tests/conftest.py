@@ -17,10 +17,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.scouting.contacts import new_key
 from services.scouting.settings import ScoutingSettings
 from shared.broker import EmbeddedBroker
+from shared.events import Event
 from shared.keys import create_key
 from shared.migrations import migrate_all
 from shared.settings import SERVICES, Settings
@@ -123,6 +125,23 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
         await asyncio.sleep(0.05)
+
+
+async def publish(platform: Platform, topic: str, *, key: bytes, value: bytes,
+                  headers: dict[str, str]) -> None:
+    """Put one record on the broker, as another service (or a foreign producer) would."""
+    producer = AIOKafkaProducer(bootstrap_servers=platform.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, key=key, value=value,
+                                     headers=[(k, v.encode()) for k, v in headers.items()])
+    finally:
+        await producer.stop()
+
+
+async def publish_event(platform: Platform, event: Event[Any]) -> None:
+    await publish(platform, event.data.topic, key=event.subject.encode(), value=event.body(),
+                  headers=event.headers())
 
 
 def a_lead(**overrides: Any) -> dict[str, Any]:

@@ -6,14 +6,14 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.kpi import handlers as kpi_handlers
 from shared.broker import EmbeddedBroker
 from shared.consumer import ANY_EVENT, EventConsumer
 from shared.contracts import all_topics
 from shared.outbox import replay
-from tests.conftest import Platform, a_lead, eventually
+from tests.conftest import Platform, a_lead, eventually, publish
 from tests.test_lead_flow import leads_submitted
 
 
@@ -125,14 +125,8 @@ async def test_a_poison_event_is_dead_lettered_and_later_events_still_flow(
     headers = {"ce_specversion": "1.0", "ce_id": poison_id, "ce_source": "/gvn/scouting",
                "ce_type": "eu.lasergo.scouting.lead.submitted.v1",
                "ce_time": datetime.now(UTC).isoformat(), "content-type": "application/json"}
-    producer = AIOKafkaProducer(bootstrap_servers=platform.settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            "scouting.leads", key=b"poison", value=json.dumps({"lead_id": "not-a-uuid"}).encode(),
-            headers=[(k, v.encode()) for k, v in headers.items()])
-    finally:
-        await producer.stop()
+    await publish(platform, "scouting.leads", key=b"poison",
+                  value=json.dumps({"lead_id": "not-a-uuid"}).encode(), headers=headers)
     good = await submit(platform, title="Sent after the poison")
 
     async def parked() -> list:
@@ -224,14 +218,8 @@ async def test_an_event_whose_handler_keeps_failing_is_retried_then_dead_lettere
         lead_id=lead["id"], kind="market_need", title="Announced twice", target_market="JP",
         cluster="LITEK", submitted_by=platform.key_ids["scout"],
         submitted_at=datetime.now(UTC)))
-    producer = AIOKafkaProducer(bootstrap_servers=platform.settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            "scouting.leads", key=lead["id"].encode(), value=twin.body(),
-            headers=[(k, v.encode()) for k, v in twin.headers().items()])
-    finally:
-        await producer.stop()
+    await publish(platform, "scouting.leads", key=lead["id"].encode(), value=twin.body(),
+                  headers=twin.headers())
     later = await submit(platform, title="After the twin")
 
     async def parked() -> list:

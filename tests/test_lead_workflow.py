@@ -4,12 +4,10 @@ and leads moved on by other services' events."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaProducer
-
 from services.scouting.domain import check_transition, duplicate_reason, organisation_key
 from shared.contracts.matching import MatchProposed
 from shared.events import Event
-from tests.conftest import Platform, a_lead, eventually
+from tests.conftest import Platform, a_lead, eventually, publish_event
 
 
 def unique_lead(**overrides) -> dict:
@@ -206,14 +204,7 @@ async def test_a_match_from_matching_moves_a_qualified_lead_to_matched(platform:
     await move(platform, lead, to="qualified")
     match = Event(data=MatchProposed(match_id=uuid.uuid4(), lead_id=lead["id"],
                                      offering_id=uuid.uuid4(), cluster="LITEK", score=0.82))
-    producer = AIOKafkaProducer(bootstrap_servers=platform.settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        await producer.send_and_wait(match.data.topic, key=match.subject.encode(),
-                                     value=match.body(),
-                                     headers=[(k, v.encode()) for k, v in match.headers().items()])
-    finally:
-        await producer.stop()
+    await publish_event(platform, match)
 
     async def matched() -> bool:
         got = await platform.scouting.get(f"/v1/leads/{lead['id']}", headers=platform.auth("scout"))

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.scouting.queries import WITHHELD
 from shared.contracts.crm import ContactEstablished
 from shared.events import Event
 from shared.keys import create_key
-from tests.conftest import INTERNAL_TOKEN, Platform, a_lead, eventually
+from tests.conftest import INTERNAL_TOKEN, Platform, a_lead, eventually, publish_event
 
 # Who calls: role and cluster of each key (the first five and ops/admin come from conftest).
 # `crm` is the crm service with the internal token and no API key.
@@ -479,23 +478,12 @@ async def test_crm_fetches_the_contact_with_the_service_token_and_nothing_else_o
         assert lead["sent"]["counterpart_contact"]["email"] not in answer.text
 
 
-async def publish(platform: Platform, event: Event[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=platform.settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            event.data.topic, key=event.subject.encode(), value=event.body(),
-            headers=[(name, value.encode()) for name, value in event.headers().items()])
-    finally:
-        await producer.stop()
-
-
 async def test_scouting_erases_its_copy_once_crm_has_established_the_contact(
     keys: Keys,
 ) -> None:
     platform = keys.platform
     lead, kept = await submit(keys, "scout"), await submit(keys, "scout")
-    await publish(platform, Event(data=ContactEstablished(
+    await publish_event(platform, Event(data=ContactEstablished(
         contact_id=uuid.uuid4(), cluster="LITEK", lead_id=uuid.UUID(lead["id"]))))
     path = "/internal/v1/leads/{}/counterpart-contact"
 
