@@ -10,8 +10,9 @@ scouting service runs as `gvn serve scouting` (its relay publishes every lead), 
 under uvicorn. Load comes from bench/loadgen.py (a separate process): requests/s is the rate
 of 201 answers flat out (64 clients, each sending its next request when the last is answered;
 an open loop far above capacity would burn a core of client CPU on requests it sheds); p50/p99
-are measured at a constant 200 requests/s (open loop). Every lead has a unique title and the
-default duplicate check ("warn"), so each POST also searches for duplicates. The import posts
+are measured at a constant 200 requests/s (open loop). Every request is a distinct lead worded as
+scouts word them (bench/payloads.py: the trade's common words, no repeats) with the default
+duplicate check ("warn"), so each POST also searches for duplicates. The import posts
 a CSV of N rows (streamed from disk) and polls the job until done; it runs at 10,000 and at
 50,000 rows so that peak RSS can be compared (flat memory: the same peak for both). Flat out,
 it also reports CPU ms per answered request of the server, all Postgres processes, the broker
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
-from bench import loadgen  # noqa: E402
+from bench import loadgen, payloads  # noqa: E402
 from services.scouting.contacts import new_key  # noqa: E402
 from shared.broker import EmbeddedBroker, free_port  # noqa: E402
 from shared.keys import create_key  # noqa: E402
@@ -49,11 +50,7 @@ from shared.settings import Settings  # noqa: E402
 
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BIN = Path(sys.prefix) / "bin"
-LEAD = {"kind": "market_need", "title": "Handheld OCT probe %N% for ENT clinics",
-        "description": "ENT clinics in Osaka want a handheld OCT probe under 1 kg, %N%.",
-        "target_market": "JP", "application_areas": ["diagnostics"],
-        "technologies": ["Optical Coherence Tomography", "fibre probes"],
-        "counterpart": {"name": "Kansai Optics %N%", "country": "JP"}}
+BODIES = 60_000  # distinct leads per endpoint: enough for every step of a run
 
 
 def db_url(name: str) -> str:
@@ -86,10 +83,12 @@ async def wait_ready(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def load(url: str, headers: dict[str, str], *, rate: float | None, seconds: float) -> dict:
+def load(url: str, headers: dict[str, str], bodies: list[bytes], *, rate: float | None,
+         seconds: float) -> dict:
     """One step in a separate process, so the client does not share our loop: open loop at
-    `rate`, or flat out (closed loop, 64 in flight) when `rate` is None."""
-    body = json.dumps(LEAD).encode().replace(b"%N%", loadgen.UNIQUE)
+    `rate`, or flat out (closed loop, 64 in flight) when `rate` is None. Request i sends
+    bodies[i]; the caller passes each step the bodies no earlier step sent."""
+    body = bodies[:round(rate * seconds) + 1] if rate else bodies
     tag, start = uuid.uuid4().hex[:6], time.time() + 0.5
     with concurrent.futures.ProcessPoolExecutor(1, initializer=loadgen.ignore_sigint) as pool:
         if rate is None:
@@ -128,8 +127,11 @@ def postgres_cpu_seconds() -> float:
 def measure(name: str, url: str, headers: dict[str, str], *, pid: int, broker: int,
             quick: bool, spy: Path | None = None) -> dict:
     seconds = 4 if quick else 10
-    load(url, headers, rate=100, seconds=2)  # warm-up
-    steady = summarise(load(url, headers, rate=200, seconds=seconds), seconds)
+    bodies = payloads.bodies(BODIES)  # the same leads, in the same order, for both endpoints
+    sent = load(url, headers, bodies, rate=100, seconds=2)["planned"] + 1  # warm-up
+    step = load(url, headers, bodies[sent:], rate=200, seconds=seconds)
+    sent += step["planned"] + 1
+    steady = summarise(step, seconds)
     recorder = None
     if spy:
         spy.mkdir(parents=True, exist_ok=True)
@@ -138,7 +140,7 @@ def measure(name: str, url: str, headers: dict[str, str], *, pid: int, broker: i
              "-p", str(pid), "-o", str(spy / f"{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = cpu_seconds(pid), postgres_cpu_seconds(), cpu_seconds(broker)
-    step = load(url, headers, rate=None, seconds=seconds)
+    step = load(url, headers, bodies[sent:], rate=None, seconds=seconds)
     after = cpu_seconds(pid), postgres_cpu_seconds(), cpu_seconds(broker)
     flat_out = summarise(step, seconds)
     per_request = [(b - a) * 1000 / max(flat_out["ok"], 1)

@@ -33,14 +33,20 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 UNIQUE = b"%N%"  # placeholder in a body template, replaced per request
 
 
+def _body(body: bytes | list[bytes], index: int, tag: str) -> bytes:
+    """Request `index`'s body: the next of a list, or the template with `%N%` made unique."""
+    if isinstance(body, list):
+        return body[index % len(body)]
+    return body.replace(UNIQUE, b"%sn%07d" % (tag.encode(), index)) if UNIQUE in body else body
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
 class _HttpxPost:
-    def __init__(self, url: str, headers: dict[str, str], body: bytes, max_conns: int,
-                 timeout: float) -> None:
+    def __init__(self, url: str, headers: dict[str, str], max_conns: int, timeout: float) -> None:
         limits = httpx.Limits(max_connections=max_conns, max_keepalive_connections=max_conns)
         self.client = httpx.AsyncClient(limits=limits, timeout=timeout)
         self.url = url
@@ -119,8 +125,7 @@ class _Conn(asyncio.Protocol):
 
 
 class _LeanPost:
-    def __init__(self, url: str, headers: dict[str, str], body: bytes, max_conns: int,
-                 timeout: float) -> None:
+    def __init__(self, url: str, headers: dict[str, str], max_conns: int, timeout: float) -> None:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname, parts.port or 80
         head = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}",
@@ -157,8 +162,8 @@ class _LeanPost:
         self.idle.clear()
 
 
-async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, duration: float,
-                start_wall: float, max_inflight: int, timeout: float,
+async def _step(url: str, headers: dict[str, str], body: bytes | list[bytes], rate: float,
+                duration: float, start_wall: float, max_inflight: int, timeout: float,
                 client_kind: str, tag: str, tokens: list[str] | None) -> dict[str, Any]:
     if urlsplit(url).hostname not in LOOPBACK:
         raise ValueError(f"refusing a non-loopback target: {url}")
@@ -168,9 +173,8 @@ async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, dur
     inflight = 0
     late = 0.0  # worst lateness of a send vs its schedule, seconds
     done = asyncio.Event()
-    unique = UNIQUE in body
     kind = {"httpx": _HttpxPost, "lean": _LeanPost}[client_kind]
-    client = kind(url, headers, body, max_inflight, timeout)
+    client = kind(url, headers, max_inflight, timeout)
     try:
 
         async def one(index: int) -> None:
@@ -178,7 +182,7 @@ async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, dur
             sent = time.time()
             began = time.perf_counter()
             status, lead_id = -1, None
-            payload = body.replace(UNIQUE, b"%sn%07d" % (tag.encode(), index)) if unique else body
+            payload = _body(body, index, tag)
             try:
                 token = tokens[index % len(tokens)] if tokens else None
                 status, content = await client.post(payload, token)
@@ -225,35 +229,34 @@ async def _step(url: str, headers: dict[str, str], body: bytes, rate: float, dur
             "max_late_s": late, "sent_until": sent_until}
 
 
-def run_step(url: str, headers: dict[str, str], body: bytes, rate: float, duration: float,
-             start_wall: float, max_inflight: int = 64, timeout: float = 15.0,
+def run_step(url: str, headers: dict[str, str], body: bytes | list[bytes], rate: float,
+             duration: float, start_wall: float, max_inflight: int = 64, timeout: float = 15.0,
              client_kind: str = "lean", tag: str = "",
              tokens: list[str] | None = None) -> dict[str, Any]:
     """One constant-rate step; returns per-request results and the client's own CPU time.
 
-    If `body` contains `%N%`, each request replaces it with `<tag>n<request number>` (one
-    word), so that every lead of a run can be made distinct. With `tokens`, request i carries
+    `body` is a list of bodies, sent in turn, or one template: if it contains `%N%`, each
+    request replaces it with `<tag>n<request number>` (one word). With `tokens`, request i carries
     `Authorization: Bearer tokens[i % len(tokens)]` (writes are rate-limited per key).
     """
     return uvloop.run(_step(url, headers, body, rate, duration, start_wall, max_inflight,
                             timeout, client_kind, tag, tokens))
 
 
-async def _closed(url: str, headers: dict[str, str], body: bytes, concurrency: int,
+async def _closed(url: str, headers: dict[str, str], body: bytes | list[bytes], concurrency: int,
                   duration: float, start_wall: float, request_timeout: float,
                   tag: str) -> dict[str, Any]:
     if urlsplit(url).hostname not in LOOPBACK:
         raise ValueError(f"refusing a non-loopback target: {url}")
     results: list[tuple[float, int, float, str | None]] = []
-    client = _LeanPost(url, headers, body, concurrency, request_timeout)
-    unique = UNIQUE in body
+    client = _LeanPost(url, headers, concurrency, request_timeout)
     counter = 0
 
     async def worker(stop_at: float) -> None:
         nonlocal counter
         while time.time() < stop_at:
             counter += 1
-            payload = body.replace(UNIQUE, b"%sn%07d" % (tag.encode(), counter)) if unique else body
+            payload = _body(body, counter, tag)
             sent, began = time.time(), time.perf_counter()
             try:
                 status, _ = await client.post(payload, None)
@@ -271,7 +274,7 @@ async def _closed(url: str, headers: dict[str, str], body: bytes, concurrency: i
             "client_cpu_s": _cpu_seconds() - cpu0, "max_late_s": 0.0, "sent_until": time.time()}
 
 
-def run_closed(url: str, headers: dict[str, str], body: bytes, concurrency: int,
+def run_closed(url: str, headers: dict[str, str], body: bytes | list[bytes], concurrency: int,
                duration: float, start_wall: float, timeout: float = 15.0,
                tag: str = "") -> dict[str, Any]:
     """Flat out: `concurrency` clients, each sending its next request as soon as the last is

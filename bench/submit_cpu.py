@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 import uvloop  # noqa: E402
 
-from bench.intake import LEAD, db_url, postgres_cpu_seconds  # noqa: E402
+from bench import payloads  # noqa: E402
+from bench.intake import db_url, postgres_cpu_seconds  # noqa: E402
 from services.scouting.contacts import new_key  # noqa: E402
 from services.scouting.settings import ScoutingSettings  # noqa: E402
 from shared.broker import EmbeddedBroker  # noqa: E402
@@ -79,12 +80,10 @@ async def main(count: int, concurrency: int, profile: bool) -> int:
         from services.scouting.main import create_app
 
         app = create_app(settings)
-        template = json.dumps(LEAD).encode()
-        numbers = iter(range(10**9))
+        leads = iter(payloads.bodies(count + 400))  # distinct leads, as scouts word them
 
         async def client(posts: int) -> list[int]:
-            return [await post(app, template.replace(b"%N%", b"n%d" % next(numbers)), token)
-                    for _ in range(posts)]
+            return [await post(app, next(leads), token) for _ in range(posts)]
 
         async with app.router.lifespan_context(app):
             await asyncio.gather(*(client(200 // concurrency) for _ in range(concurrency)))

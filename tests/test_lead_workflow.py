@@ -4,7 +4,12 @@ and leads moved on by other services' events."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.scouting.domain import check_transition, duplicate_reason, organisation_key
+from services.scouting.domain import (
+    check_transition,
+    duplicate_reason,
+    organisation_key,
+    title_terms,
+)
 from shared.contracts.matching import MatchProposed
 from shared.events import Event
 from tests.conftest import Platform, a_lead, eventually, publish_event
@@ -98,6 +103,31 @@ async def test_a_likely_duplicate_is_flagged_before_saving_and_can_be_confirmed(
     again["duplicate_check"] = "confirmed_new"
     saved = await platform.scouting.post("/v1/leads", json=again, headers=platform.auth("scout"))
     assert saved.status_code == 201
+
+
+async def test_a_retyped_lead_is_flagged_though_its_title_gained_small_words(
+    platform: Platform,
+) -> None:
+    """The scout's second try says "for the" where the first did not: the duplicate search
+    asks only for the telling words of the title, so the first lead is still found."""
+    marker = uuid.uuid4().hex[:8]
+    description = f"Eye clinics in Kobe want a {marker} fundus camera for glaucoma screening"
+    first = a_lead(title=f"Fundus camera {marker} glaucoma screening", description=description,
+                   target_market="JP", duplicate_check="warn")
+    saved = await platform.scouting.post("/v1/leads", json=first, headers=platform.auth("scout"))
+    assert saved.status_code == 201, saved.text
+    again = {**first, "title": f"Fundus camera {marker} for the glaucoma screening"}
+    flagged = await platform.scouting.post("/v1/leads", json=again,
+                                           headers=platform.auth("scout"))
+    assert flagged.status_code == 409, flagged.text
+    [candidate] = flagged.json()["candidates"]
+    assert (candidate["id"], candidate["why"]) == (saved.json()["id"], "similar_text")
+
+
+def test_title_terms_leave_out_common_words_and_keep_accented_words_whole() -> None:
+    assert title_terms("OCT probe for the ENT clinics") == "oct probe ent clinics"
+    assert title_terms("Distributor in Zürich, near-infrared") == "distributor zürich near infrared"
+    assert title_terms("For the") == ""
 
 
 async def test_a_lead_sharing_only_title_words_with_another_is_saved_at_once(

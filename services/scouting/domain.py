@@ -116,6 +116,19 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
+# Words nearly every lead's text holds: looking for them finds every lead, so the duplicate
+# search leaves them out of the title words it asks for.
+COMMON_WORDS = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "into", "of", "on",
+                          "or", "per", "the", "to", "via", "with"})
+_TERM = re.compile(r"\w+")
+
+
+def title_terms(title: str) -> str:
+    """The title's telling words, for the duplicate search ('OCT probe for the ENT' ->
+    'oct probe ent'); split as the text search splits, so accented words stay whole."""
+    return " ".join(w for w in _TERM.findall(title.lower()) if w not in COMMON_WORDS)
+
+
 def similar_text(a: str, b: str, *, threshold: float = 0.75) -> bool:
     """Near-identical wording (Jaccard over words), the way a scout re-types the same lead."""
     wa, wb = words(a), words(b)

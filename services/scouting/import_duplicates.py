@@ -1,9 +1,10 @@
 """Bulk import, the duplicate check: POST's check, for a batch of rows at once.
 
 A POST looks for open leads of its cluster and market with the same counterpart key or domain,
-or with every word of its title, and lets `domain.duplicate_reason` decide. An import asks the
-same for a whole batch in two queries (counterparts by index, titles by the GIN index), and
-finds rows accepted earlier in the same batch, not yet saved, in memory the same way.
+or with every telling word of its title (`domain.title_terms`), and lets
+`domain.duplicate_reason` decide. An import asks the same for a whole batch in two queries
+(counterparts by index, titles by the GIN index), and finds rows accepted earlier in the same
+batch, not yet saved, in memory the same way.
 """
 
 from collections import defaultdict
@@ -92,9 +93,10 @@ async def _same_counterpart(session: AsyncSession,
 async def _title_words(session: AsyncSession,
                        leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
     """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding
-    every word of its title."""
+    every telling word of its title."""
     given = sa.func.unnest(
-        _texts([str(lead.id) for lead in leads]), _texts([lead.title for lead in leads]),
+        _texts([str(lead.id) for lead in leads]),
+        _texts([domain.title_terms(lead.title) for lead in leads]),
         _texts([lead.target_market for lead in leads]),
     ).table_valued("lead_id", "title", "market").render_derived(name="given")
     # OFFSET 0 keeps the word match a query of its own, run on the GIN index, rather than a
@@ -137,7 +139,8 @@ class BatchLeads:
     def like(self, lead: NewLead) -> list[NewLead]:
         """Candidates for `lead`, newest first."""
         market = lead.target_market
-        title = [self.index.get((market, "word", word), set()) for word in domain.words(lead.title)]
+        title = [self.index.get((market, "word", word), set())
+                 for word in domain.words(lead.title) - domain.COMMON_WORDS]
         hits = set.intersection(*title) if title else set()
         for hint in _hints(lead, words=set()):
             hits |= self.index.get(hint, set())

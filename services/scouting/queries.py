@@ -37,21 +37,25 @@ CANDIDATES_PER_LEAD = 50  # the newest alike leads looked at
 DUPLICATES_REPORTED = 10  # of which at most this many are named
 
 # Open leads of the same cluster and market that share the counterpart, the website, or every
-# word of the title; `domain.duplicate_reason` decides. Bare SQL: every POST asks this. The
-# hits come from the three indexes first, and only then are narrowed to the cluster and market:
-# a planner without statistics (a new table, or one a bulk import just grew) would otherwise
-# read every lead of the cluster and market instead.
+# telling word of the title; `domain.duplicate_reason` decides. Bare SQL: every POST asks this.
+# The hits come from the three indexes first; each is then looked up by id (OFFSET 0 keeps that
+# a lookup) and kept if of the cluster and market. Left to join as it likes, a planner without
+# fresh statistics (a new table, or one a bulk import just grew) would read every lead of the
+# cluster and market instead.
 DUPLICATE_CANDIDATES = f"""
     WITH hits AS MATERIALIZED (
         SELECT id FROM leads WHERE search @@ plainto_tsquery('simple', $5)
         UNION SELECT id FROM leads WHERE counterpart_key = $6
         UNION SELECT id FROM leads WHERE counterpart_domain = $7
     )
-    SELECT id, title, description, status, cluster, submitted_by, counterpart_key,
-           counterpart_domain
-    FROM leads JOIN hits USING (id)
-    WHERE cluster = $1 AND target_market = $2 AND status = ANY($3::text[])
-      AND submitted_at > now() - $4::interval
+    SELECT lead.* FROM hits, LATERAL (
+        SELECT id, title, description, status, cluster, submitted_by, counterpart_key,
+               counterpart_domain, submitted_at
+        FROM leads
+        WHERE leads.id = hits.id AND cluster = $1 AND target_market = $2
+          AND status = ANY($3::text[]) AND submitted_at > now() - $4::interval
+        OFFSET 0
+    ) AS lead
     ORDER BY submitted_at DESC
     LIMIT {CANDIDATES_PER_LEAD}
 """
@@ -65,7 +69,8 @@ async def duplicate_candidates(
     A scout learns that a colleague reported something alike, not which lead: its id and
     title are withheld (the cluster's managers see both and can link the two)."""
     rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market,
-                            list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK, lead.title,
+                            list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK,
+                            domain.title_terms(lead.title),
                             lead.counterpart_key, lead.counterpart_domain)
     found = []
     for old in (NewLead(**row) for row in rows):
