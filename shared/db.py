@@ -1,4 +1,4 @@
-"""Database access: one async engine per service, bound to the service's own role and schema."""
+"""Database access: a service's engines, bound to the service's own role and schema."""
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,8 +23,14 @@ def asyncpg_url(url: str) -> str:
     return f"postgresql+asyncpg://{rest}" if "+" not in scheme else url
 
 
-def create_engine(settings: Settings, service: str) -> AsyncEngine:
-    """An engine that connects as gvn_<service> with the service's schema on the search path."""
+def create_engine(settings: Settings, service: str, *, cached_plans: bool = False) -> AsyncEngine:
+    """An engine that connects as gvn_<service> with the service's schema on the search path.
+
+    Its statements are planned on every call unless `cached_plans`: a plan Postgres caches is
+    made for the table as it was then, and a plan made for an empty table (a seq scan) would
+    stay in use on a big one, since nothing re-plans it on a server without autovacuum.
+    """
+    plans = {} if cached_plans else {"plan_cache_mode": "force_custom_plan"}
     engine = create_async_engine(
         asyncpg_url(settings.service_database_url(service)),
         # No overflow: a connection opened for a burst and closed after it costs the burst
@@ -34,11 +40,8 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
         # No pre-ping (a round trip per checkout): asyncpg knows when the server closed a
         # connection (restart, failover), and `_refuse_closed` swaps it for a new one.
         pool_recycle=1800,
-        # Custom plans: a generic plan for a search with optional filters scans whole tables.
         # No JIT: its compile time dwarfs the short queries services make.
-        connect_args={"server_settings": {"search_path": service,
-                                          "plan_cache_mode": "force_custom_plan",
-                                          "jit": "off"}},
+        connect_args={"server_settings": {"search_path": service, "jit": "off", **plans}},
     )
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     return engine
@@ -51,12 +54,16 @@ def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 
 
 class Database:
-    """A service's engine and session factory; the one way to open a transaction."""
+    """A service's engines and session factory; the one way to open a transaction."""
 
-    def __init__(self, engine: AsyncEngine, *, service: str) -> None:
-        self.engine = engine
+    def __init__(self, settings: Settings, *, service: str) -> None:
+        self.engine = create_engine(settings, service)
+        # The hot path's own pool (no connection opened until it is used): its statements,
+        # written to be looked up by index whatever the table's size, keep their plans.
+        # Planning them again on every call cost a POST a third of its Postgres time.
+        self.hot_engine = create_engine(settings, service, cached_plans=True)
         self.service = service
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Called after a commit that wrote outbox rows; the service points it at its relay.
         self.outbox_written: Callable[[], None] = lambda: None
 
@@ -68,11 +75,12 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A bare asyncpg connection from the same pool, for a hot path written in SQL.
+        """A bare asyncpg connection from the hot path's pool, for statements written in SQL
+        that keep their plans (see `tests/test_query_plans.py`).
 
         Each statement commits on its own unless the caller opens `connection.transaction()`.
         """
-        async with self.engine.connect() as conn:
+        async with self.hot_engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
             try:
                 yield driver
@@ -86,3 +94,4 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.hot_engine.dispose()

@@ -15,7 +15,7 @@ from shared.asyncapi import asyncapi_document
 from shared.broker import dead_letter_topic, ensure_topics
 from shared.consumer import EventConsumer
 from shared.contracts import all_topics
-from shared.db import Database, create_engine
+from shared.db import Database
 from shared.outbox import Relay
 from shared.problems import BodyLimit, RefuseNul, install_problem_handlers, problem_response
 from shared.ratelimit import WriteLimiter
@@ -47,7 +47,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(create_engine(settings, service), service=service)
+        db = Database(settings, service=service)
         relay = Relay(settings, service=service, dsn=settings.service_database_url(service))
         db.outbox_written = relay.poke
         app.state.db, app.state.relay = db, relay

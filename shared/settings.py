@@ -26,8 +26,8 @@ class Settings(BaseSettings):
         "", description="Password of the per-service roles gvn_<service> (empty: trust auth)."
     )
     db_pool_size: int = Field(
-        10, ge=1, le=200, description="Connections per service process (requests beyond it "
-        "wait for one: opening connections under load costs more than waiting).")
+        10, ge=1, le=200, description="Connections per service process and pool (requests "
+        "beyond it wait for one: opening connections under load costs more than waiting).")
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka brokers, comma separated."
     )

@@ -38,10 +38,10 @@ DUPLICATES_REPORTED = 10  # of which at most this many are named
 
 # Open leads of the same cluster and market that share the counterpart, the website, or every
 # telling word of the title; `domain.duplicate_reason` decides. Bare SQL: every POST asks this.
-# The hits come from the three indexes first; each is then looked up by id (OFFSET 0 keeps that
-# a lookup) and kept if of the cluster and market. Left to join as it likes, a planner without
-# fresh statistics (a new table, or one a bulk import just grew) would read every lead of the
-# cluster and market instead.
+# The hits come from the three indexes, then each is fetched by its id alone (OFFSET 0 keeps
+# the other conditions out of that lookup) and kept if of the cluster and market. Left to
+# choose, a planner would read every lead of the cluster and market instead, as soon as its
+# statistics (or the table, when a cached plan was made) were small.
 DUPLICATE_CANDIDATES = f"""
     WITH hits AS MATERIALIZED (
         SELECT id FROM leads WHERE search @@ plainto_tsquery('simple', $5)
@@ -49,14 +49,13 @@ DUPLICATE_CANDIDATES = f"""
         UNION SELECT id FROM leads WHERE counterpart_domain = $7
     )
     SELECT lead.* FROM hits, LATERAL (
-        SELECT id, title, description, status, cluster, submitted_by, counterpart_key,
-               counterpart_domain, submitted_at
-        FROM leads
-        WHERE leads.id = hits.id AND cluster = $1 AND target_market = $2
-          AND status = ANY($3::text[]) AND submitted_at > now() - $4::interval
-        OFFSET 0
+        SELECT id, title, description, status, cluster, target_market, submitted_by,
+               counterpart_key, counterpart_domain, submitted_at
+        FROM leads WHERE leads.id = hits.id OFFSET 0
     ) AS lead
-    ORDER BY submitted_at DESC
+    WHERE lead.cluster = $1 AND lead.target_market = $2 AND lead.status = ANY($3::text[])
+      AND lead.submitted_at > now() - $4::interval
+    ORDER BY lead.submitted_at DESC
     LIMIT {CANDIDATES_PER_LEAD}
 """
 

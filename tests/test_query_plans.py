@@ -1,0 +1,51 @@
+"""The POST's statements keep their plans (shared.db, the hot path's pool): a plan Postgres
+caches stays in use as the table grows, so it must find leads by index even if it was made
+when the table was empty. A plan that read the table would make every POST slower with every
+lead saved."""
+
+import re
+import uuid
+
+import asyncpg
+
+from services.scouting import handlers, queries
+from shared.migrations import migrate_all
+from shared.settings import Settings
+from tests.conftest import _database_url
+
+HOT_STATEMENTS = {"duplicate check": queries.DUPLICATE_CANDIDATES, "submit": handlers.SUBMIT}
+
+
+async def cached_plan(conn: asyncpg.Connection, sql: str) -> str:
+    """The plan Postgres would cache for `sql` (a generic plan: made before any values)."""
+    parameters = max(int(n) for n in re.findall(r"\$(\d+)", sql))
+    await conn.execute(f"PREPARE hot AS {sql}")
+    try:
+        rows = await conn.fetch(f"EXPLAIN EXECUTE hot({', '.join(['NULL'] * parameters)})")
+    finally:
+        await conn.execute("DEALLOCATE hot")
+    return "\n".join(row[0] for row in rows)
+
+
+async def test_the_posts_statements_find_leads_by_index_in_plans_made_on_an_empty_table(
+    settings: Settings,
+) -> None:
+    name = f"gvn_plans_{uuid.uuid4().hex[:8]}"
+    await migrate_all(settings.model_copy(update={"database_url": _database_url(name)}))
+    conn = await asyncpg.connect(_database_url(name), server_settings={
+        "search_path": "scouting", "plan_cache_mode": "force_generic_plan"})
+    try:
+        plans = {label: await cached_plan(conn, sql) for label, sql in HOT_STATEMENTS.items()}
+    finally:
+        await conn.close()
+        admin = await asyncpg.connect(_database_url("postgres"))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    for label, plan in plans.items():
+        assert "Seq Scan" not in plan, f"{label}:\n{plan}"
+    check = plans["duplicate check"]
+    for index in ("leads_search", "leads_counterpart_key", "leads_counterpart_domain"):
+        assert index in check, check
+    # Each hit is fetched by its id; not by cluster or market, which hold every lead.
+    assert "Index Scan using leads_pkey on leads" in check, check
+    assert "ix_leads_cluster" not in check and "ix_leads_target_market" not in check, check
