@@ -26,11 +26,14 @@ def asyncpg_url(url: str) -> str:
 def create_engine(settings: Settings, service: str, *, cached_plans: bool = False) -> AsyncEngine:
     """An engine that connects as gvn_<service> with the service's schema on the search path.
 
-    Its statements are planned on every call unless `cached_plans`: a plan Postgres caches is
-    made for the table as it was then, and a plan made for an empty table (a seq scan) would
-    stay in use on a big one, since nothing re-plans it on a server without autovacuum.
+    Its statements are planned on every call, unless `cached_plans`: then each keeps the one
+    plan made without its values (a generic plan), at once. Left to choose, Postgres may cache
+    a plan made for the table as it was then (a seq scan of an empty table) and use it on a big
+    one, since nothing plans it again on a server without autovacuum; or plan again on every
+    call, because values make a plan look cheaper. Statements for such a pool must be written
+    so that their generic plan looks rows up by index (tests/test_query_plans.py).
     """
-    plans = {} if cached_plans else {"plan_cache_mode": "force_custom_plan"}
+    plans = "force_generic_plan" if cached_plans else "force_custom_plan"
     engine = create_async_engine(
         asyncpg_url(settings.service_database_url(service)),
         # No overflow: a connection opened for a burst and closed after it costs the burst
@@ -41,7 +44,8 @@ def create_engine(settings: Settings, service: str, *, cached_plans: bool = Fals
         # connection (restart, failover), and `_refuse_closed` swaps it for a new one.
         pool_recycle=1800,
         # No JIT: its compile time dwarfs the short queries services make.
-        connect_args={"server_settings": {"search_path": service, "jit": "off", **plans}},
+        connect_args={"server_settings": {"search_path": service, "jit": "off",
+                                          "plan_cache_mode": plans}},
     )
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     return engine
@@ -59,7 +63,7 @@ class Database:
     def __init__(self, settings: Settings, *, service: str) -> None:
         self.engine = create_engine(settings, service)
         # The hot path's own pool (no connection opened until it is used): its statements,
-        # written to be looked up by index whatever the table's size, keep their plans.
+        # written to find rows by index whatever the table's size, keep their generic plans.
         # Planning them again on every call cost a POST a third of its Postgres time.
         self.hot_engine = create_engine(settings, service, cached_plans=True)
         self.service = service
