@@ -90,21 +90,31 @@ SUBMITTED_COLUMNS = (
 )
 
 
-def _submit_statement() -> str:
+def _submit_statement(*, unless_alike: bool = False) -> str:
     """The lead, its first transition, its audit row and its event: one statement, so one
     round trip and atomic without a transaction. A scout key needs an active scout row (no
-    row inserted otherwise); $N+1 is the scout key, NULL for other roles."""
+    row inserted otherwise); $N+1 is the scout key, NULL for other roles.
+
+    `unless_alike` first looks for leads alike (`queries.alike`, three more arguments) and
+    saves only if there are none; it returns a row `saved` or the leads alike."""
     table = Lead.__table__
     n = len(SUBMITTED_COLUMNS)
     values = ", ".join(f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
                        for i, column in enumerate(SUBMITTED_COLUMNS, 1))
+    column = {name: f"${i}" for i, name in enumerate(SUBMITTED_COLUMNS, 1)}
+    checks = queries.alike(
+        cluster=column["cluster"], market=column["target_market"],
+        terms=f"${n + 8}", statuses=f"${n + 9}::text[]", lookback=f"${n + 10}::interval",
+        key=column["counterpart_key"], website=column["counterpart_domain"]) + ","
+    nulls = ", ".join(f"NULL AS {name}" for name in queries.ALIKE_COLUMNS)
     return f"""
-        WITH lead AS (
+        WITH {checks if unless_alike else ""} lead AS (
             INSERT INTO leads ({", ".join(SUBMITTED_COLUMNS)}, status, scout_id)
             SELECT {values}, 'submitted', scout.id
             FROM (SELECT ${n + 1}::uuid AS key_id) AS caller
             LEFT JOIN scouts AS scout ON scout.key_id = caller.key_id
-            WHERE caller.key_id IS NULL OR scout.active
+            WHERE (caller.key_id IS NULL OR scout.active)
+              {"AND NOT EXISTS (SELECT FROM alike)" if unless_alike else ""}
             RETURNING id, scout_id, submitted_by
         ), transition AS (
             INSERT INTO lead_transitions (lead_id, from_status, to_status, by_key)
@@ -117,10 +127,13 @@ def _submit_statement() -> str:
             SELECT ${n + 2}::uuid, ${n + 3}, ${n + 4}, ${n + 5}, ${n + 6}::jsonb, ${n + 7}::bytea
             FROM lead
         )
-        SELECT scout_id FROM lead"""
+        SELECT true AS saved, scout_id, {nulls} FROM lead
+        {f"UNION ALL SELECT false, NULL, {', '.join(queries.ALIKE_COLUMNS)} FROM alike"
+         if unless_alike else ""}"""
 
 
 SUBMIT = _submit_statement()
+SUBMIT_UNLESS_ALIKE = _submit_statement(unless_alike=True)
 
 
 async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
@@ -128,18 +141,23 @@ async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
     """Save a new lead in the caller's cluster and announce it, unless it looks like a repeat.
 
     The busiest write of the platform, so it is bare SQL on the asyncpg connection; every
-    statement stands alone, or joins the transaction the caller opened on `conn`."""
+    statement stands alone, or joins the transaction the caller opened on `conn`. Most leads
+    resemble none: one statement looks for leads alike and, finding none, saves."""
     body, caller = command.lead, command.caller
     lead = NewLead(**lead_fields(body, caller, vault=vault, now=datetime.now(UTC)))
-    if body.duplicate_check == "warn":
-        candidates = await queries.duplicate_candidates(conn, lead, viewer=caller)
-        if candidates:
-            raise LikelyDuplicate(candidates)
     _, event = outbox_row(lead_submitted(lead))
     arguments = [getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
         caller.key_id if caller.role == "scout" else None, event["event_id"], event["topic"],
         event["key"], event["event_type"], json.dumps(event["headers"]), event["payload"]]
-    saved = await conn.fetchrow(SUBMIT, *arguments)
+    saved = None
+    if body.duplicate_check == "warn":
+        rows = await conn.fetch(SUBMIT_UNLESS_ALIKE, *arguments, *queries.alike_arguments(lead))
+        saved = next((row for row in rows if row["saved"]), None)
+        if saved is None and rows:  # leads alike: saved below if none is a duplicate
+            if candidates := queries.duplicates_among(lead, rows, viewer=caller):
+                raise LikelyDuplicate(candidates)
+    if saved is None:
+        saved = await conn.fetchrow(SUBMIT, *arguments)
     if saved is None:  # a scout key's first lead, or an inactive scout
         await register_scout(conn, caller)
         saved = await conn.fetchrow(SUBMIT, *arguments)

@@ -36,43 +36,66 @@ async def transitions(db: Database, lead_id: UUID) -> list[LeadTransition]:
 CANDIDATES_PER_LEAD = 50  # the newest alike leads looked at
 DUPLICATES_REPORTED = 10  # of which at most this many are named
 
-# Open leads of the same cluster and market that share the counterpart, the website, or every
-# telling word of the title; `domain.duplicate_reason` decides. Bare SQL: every POST asks this.
-# The hits come from the three indexes, then each is fetched by its id alone (OFFSET 0 keeps
-# the other conditions out of that lookup) and kept if of the cluster and market. Left to
-# choose, a planner would read every lead of the cluster and market instead, as soon as its
-# statistics (or the table, when a cached plan was made) were small.
+ALIKE_COLUMNS = ("id", "title", "description", "status", "cluster", "target_market",
+                 "submitted_by", "counterpart_key", "counterpart_domain", "submitted_at")
+
+
+def alike(*, cluster: str, market: str, statuses: str, lookback: str, terms: str, key: str,
+          website: str) -> str:
+    """Two CTEs, `hits` and `alike`: the newest open leads of the cluster and market that share
+    the counterpart, the website, or every telling word of the title (arguments: the SQL of
+    each value, a parameter); `domain.duplicate_reason` decides which are duplicates.
+
+    The hits come from the three indexes, then each is fetched by its id alone (OFFSET 0 keeps
+    the other conditions out of that lookup) and kept if of the cluster and market. Left to
+    choose, a planner would read every lead of the cluster and market instead, as soon as its
+    statistics (or the table, when a cached plan was made) were small."""
+    columns = ", ".join(ALIKE_COLUMNS)
+    return f"""
+        hits AS MATERIALIZED (
+            SELECT id FROM leads WHERE search @@ plainto_tsquery('simple', {terms})
+            UNION SELECT id FROM leads WHERE counterpart_key = {key}
+            UNION SELECT id FROM leads WHERE counterpart_domain = {website}
+        ), alike AS (
+            SELECT lead.* FROM hits, LATERAL (
+                SELECT {columns} FROM leads WHERE leads.id = hits.id OFFSET 0
+            ) AS lead
+            WHERE lead.cluster = {cluster} AND lead.target_market = {market}
+              AND lead.status = ANY({statuses}) AND lead.submitted_at > now() - {lookback}
+            ORDER BY lead.submitted_at DESC
+            LIMIT {CANDIDATES_PER_LEAD}
+        )"""
+
+
 DUPLICATE_CANDIDATES = f"""
-    WITH hits AS MATERIALIZED (
-        SELECT id FROM leads WHERE search @@ plainto_tsquery('simple', $5)
-        UNION SELECT id FROM leads WHERE counterpart_key = $6
-        UNION SELECT id FROM leads WHERE counterpart_domain = $7
-    )
-    SELECT lead.* FROM hits, LATERAL (
-        SELECT id, title, description, status, cluster, target_market, submitted_by,
-               counterpart_key, counterpart_domain, submitted_at
-        FROM leads WHERE leads.id = hits.id OFFSET 0
-    ) AS lead
-    WHERE lead.cluster = $1 AND lead.target_market = $2 AND lead.status = ANY($3::text[])
-      AND lead.submitted_at > now() - $4::interval
-    ORDER BY lead.submitted_at DESC
-    LIMIT {CANDIDATES_PER_LEAD}
-"""
+    WITH {alike(cluster="$1", market="$2", statuses="$3::text[]", lookback="$4::interval",
+                terms="$5", key="$6", website="$7")}
+    SELECT * FROM alike ORDER BY submitted_at DESC"""
+
+
+def alike_arguments(lead: NewLead) -> list[Any]:
+    """The values `alike` needs besides the lead's own columns."""
+    return [domain.title_terms(lead.title), list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK]
 
 
 async def duplicate_candidates(
     conn: asyncpg.Connection, lead: NewLead, *, viewer: Caller
 ) -> list[dict[str, Any]]:
-    """Open leads of the same cluster and market that look like `lead`, with the reason.
+    """Open leads of the same cluster and market that look like `lead`, with the reason."""
+    terms, statuses, lookback = alike_arguments(lead)
+    rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market, statuses,
+                            lookback, terms, lead.counterpart_key, lead.counterpart_domain)
+    return duplicates_among(lead, rows, viewer=viewer)
+
+
+def duplicates_among(lead: NewLead, rows: list[asyncpg.Record], *,
+                     viewer: Caller) -> list[dict[str, Any]]:
+    """The rows (leads alike, newest first) that are duplicates of `lead`, with the reason.
 
     A scout learns that a colleague reported something alike, not which lead: its id and
     title are withheld (the cluster's managers see both and can link the two)."""
-    rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market,
-                            list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK,
-                            domain.title_terms(lead.title),
-                            lead.counterpart_key, lead.counterpart_domain)
     found = []
-    for old in (NewLead(**row) for row in rows):
+    for old in (NewLead(**{c: row[c] for c in ALIKE_COLUMNS}) for row in rows):
         if why := domain.duplicate_reason(lead, old):
             shown = domain.visible_to(old, viewer)
             found.append({"id": old.id if shown else None,
