@@ -1,5 +1,6 @@
-"""Database access: a service's engines, bound to the service's own role and schema."""
+"""Database access: a service's engine and hot-path pool, bound to its own role and schema."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,17 +24,8 @@ def asyncpg_url(url: str) -> str:
     return f"postgresql+asyncpg://{rest}" if "+" not in scheme else url
 
 
-def create_engine(settings: Settings, service: str, *, cached_plans: bool = False) -> AsyncEngine:
-    """An engine that connects as gvn_<service> with the service's schema on the search path.
-
-    Its statements are planned on every call, unless `cached_plans`: then each keeps the one
-    plan made without its values (a generic plan), at once. Left to choose, Postgres may cache
-    a plan made for the table as it was then (a seq scan of an empty table) and use it on a big
-    one, since nothing plans it again on a server without autovacuum; or plan again on every
-    call, because values make a plan look cheaper. Statements for such a pool must be written
-    so that their generic plan looks rows up by index (tests/test_query_plans.py).
-    """
-    plans = "force_generic_plan" if cached_plans else "force_custom_plan"
+def create_engine(settings: Settings, service: str) -> AsyncEngine:
+    """An engine that connects as gvn_<service> with the service's schema on the search path."""
     engine = create_async_engine(
         asyncpg_url(settings.service_database_url(service)),
         # No overflow: a connection opened for a burst and closed after it costs the burst
@@ -43,12 +35,23 @@ def create_engine(settings: Settings, service: str, *, cached_plans: bool = Fals
         # No pre-ping (a round trip per checkout): asyncpg knows when the server closed a
         # connection (restart, failover), and `_refuse_closed` swaps it for a new one.
         pool_recycle=1800,
-        # No JIT: its compile time dwarfs the short queries services make.
-        connect_args={"server_settings": {"search_path": service, "jit": "off",
-                                          "plan_cache_mode": plans}},
+        # Custom plans: a plan Postgres caches is made for the table as it was then, and one
+        # made for an empty table (a seq scan) would stay in use on a big one, since nothing
+        # plans it again on a server without autovacuum; and a generic plan for a search with
+        # optional filters scans whole tables. No JIT: its compile time dwarfs the short
+        # queries services make.
+        connect_args={"server_settings": {"search_path": service,
+                                          "plan_cache_mode": "force_custom_plan",
+                                          "jit": "off"}},
     )
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     return engine
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to undo when a hot-path connection goes back (asyncpg's default would spend a
+    round trip on it): its statements change no session state, and asyncpg itself rolls back
+    a transaction left open."""
 
 
 def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -58,18 +61,18 @@ def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 
 
 class Database:
-    """A service's engines and session factory; the one way to open a transaction."""
+    """A service's engine, session factory and hot-path pool; the one way to open a
+    transaction."""
 
     def __init__(self, settings: Settings, *, service: str) -> None:
         self.engine = create_engine(settings, service)
-        # The hot path's own pool (no connection opened until it is used): its statements,
-        # written to find rows by index whatever the table's size, keep their generic plans.
-        # Planning them again on every call cost a POST a third of its Postgres time.
-        self.hot_engine = create_engine(settings, service, cached_plans=True)
         self.service = service
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Called after a commit that wrote outbox rows; the service points it at its relay.
         self.outbox_written: Callable[[], None] = lambda: None
+        self._settings = settings
+        self._hot_pool: asyncpg.Pool | None = None
+        self._hot_pool_opening = asyncio.Lock()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -79,18 +82,28 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A bare asyncpg connection from the hot path's pool, for statements written in SQL
-        that keep their plans (see `tests/test_query_plans.py`).
+        """A bare asyncpg connection for statements written in SQL on a hot path.
 
-        Each statement commits on its own unless the caller opens `connection.transaction()`.
+        It comes from a pool of its own (opened on first use, so a service without such a
+        path holds no connections for it), whose statements keep their generic plans: planning
+        them again on every call cost a POST a third of its Postgres time. Such a statement
+        must be written so that its generic plan finds rows by index whatever the table's
+        size (tests/test_query_plans.py). Each statement commits on its own unless the caller
+        opens `connection.transaction()`. asyncpg replaces connections the server closed.
         """
-        async with self.hot_engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            try:
-                yield driver
-            finally:
-                if driver.is_closed():  # lost while in use: not back into the pool
-                    await conn.invalidate()
+        async with (await self._hot()).acquire() as conn:
+            yield conn
+
+    async def _hot(self) -> asyncpg.Pool:
+        if self._hot_pool is None:
+            async with self._hot_pool_opening:
+                if self._hot_pool is None:
+                    self._hot_pool = await asyncpg.create_pool(
+                        self._settings.service_database_url(self.service), min_size=0,
+                        max_size=self._settings.db_pool_size, reset=_keep_session,
+                        server_settings={"search_path": self.service, "jit": "off",
+                                         "plan_cache_mode": "force_generic_plan"})
+        return self._hot_pool
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -98,4 +111,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        await self.hot_engine.dispose()
+        if self._hot_pool is not None:
+            await self._hot_pool.close()
