@@ -60,7 +60,8 @@ class Settings(BaseSettings):
         2.0, ge=0, le=300, description="How long a service remembers a key it looked up; a "
         "revocation takes effect within this time (0: look up on every request).")
     otel_exporter_otlp_endpoint: str | None = Field(
-        None, description="OTLP/HTTP collector, e.g. http://otel-collector:4318. Unset: no export."
+        None, description="OTLP/HTTP collector, e.g. http://otel-collector:4318. Unset: spans "
+        "are not recorded (trace ids still ride with events and logs)."
     )
     log_level: str = Field("INFO", description="Python log level.")
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds.")
