@@ -73,6 +73,18 @@ async def rejected_rows(platform: Platform, job: dict[str, Any]) -> dict[int, li
             return report
 
 
+async def accepted_rows(platform: Platform, job: dict[str, Any]) -> dict[int, str]:
+    """Row number -> lead id, two rows a page."""
+    found, cursor = {}, None
+    while True:
+        page = (await platform.scouting.get(
+            job["accepted"], params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+            headers=platform.auth("partner"))).json()
+        found.update({item["row_number"]: item["lead_id"] for item in page["items"]})
+        if not (cursor := page["next_cursor"]):
+            return found
+
+
 async def imported(platform: Platform, marker: str) -> list[Any]:
     return await platform.sql(
         "SELECT * FROM scouting.leads WHERE title LIKE $1 ORDER BY submitted_at", f"%{marker}%")
@@ -151,6 +163,9 @@ async def test_a_csv_import_saves_good_rows_as_leads_and_reports_each_bad_row(
     leads = await imported(platform, marker)
     assert [lead["title"] for lead in leads] == [rows[0]["title"], rows[6]["title"],
                                                 rows[7]["title"]]
+    # The partner system maps its rows to the leads they became.
+    assert await accepted_rows(platform, job) == {
+        number: str(lead["id"]) for number, lead in zip((1, 7, 8), leads, strict=True)}
     assert {(lead["cluster"], lead["submitted_by"]) for lead in leads} == {
         ("LITEK", platform.key_ids["partner"])}
     first = (await platform.scouting.get(f"/v1/leads/{leads[0]['id']}",
@@ -227,8 +242,9 @@ async def test_a_row_the_database_refuses_is_rejected_alone(platform: Platform) 
     assert (state["status"], state["rows_accepted"], state["rows_rejected"]) == ("done", 2, 1)
     [error] = (await rejected_rows(platform, job))[2]
     assert "cannot store" in error["message"] and constraint in error["message"]
-    assert [lead["title"] for lead in await imported(platform, marker)] == [
-        f"Before {marker}", f"After {marker}"]
+    leads = await imported(platform, marker)
+    assert [lead["title"] for lead in leads] == [f"Before {marker}", f"After {marker}"]
+    assert await accepted_rows(platform, job) == {1: str(leads[0]["id"]), 3: str(leads[1]["id"])}
 
 
 async def test_progress_is_visible_while_a_long_import_runs_and_always_matches_the_leads(
@@ -263,7 +279,7 @@ async def test_an_import_is_visible_only_to_its_own_cluster(platform: Platform) 
     await finished(platform, job)
     for who, status in {"partner": 200, "manager": 200, "ops": 200, "admin": 200,
                         "other_partner": 404, "scout": 403}.items():
-        for path in (f"/v1/lead-imports/{job['id']}", job["rejections"]):
+        for path in (f"/v1/lead-imports/{job['id']}", job["rejections"], job["accepted"]):
             answer = await platform.scouting.get(path, headers=platform.auth(who))
             assert answer.status_code == status, (who, path)
     missing = await platform.scouting.get(f"/v1/lead-imports/{uuid.uuid4()}",
@@ -486,3 +502,6 @@ async def test_the_openapi_document_describes_the_import_endpoints(platform: Pla
     job = document["components"]["schemas"]["LeadImportPublic"]
     assert all(field.get("description") for field in job["properties"].values())
     assert "/v1/lead-imports/{import_id}/rejections" in document["paths"]
+    accepted = document["components"]["schemas"]["AcceptedRow"]
+    assert set(accepted["properties"]) == {"row_number", "lead_id"}
+    assert all(field.get("description") for field in accepted["properties"].values())

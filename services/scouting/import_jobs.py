@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -84,6 +85,16 @@ class LeadImportRejection(SQLModel, table=True):
     errors: list[dict[str, str]] = sqlmodel.Field(sa_column=Column(JSONB, nullable=False))
 
 
+class LeadImportRow(SQLModel, table=True):
+    """A row an import accepted, and the lead it became."""
+
+    __tablename__ = "lead_import_rows"
+
+    import_id: UUID = sqlmodel.Field(primary_key=True)
+    row_number: int = sqlmodel.Field(primary_key=True)
+    lead_id: UUID
+
+
 @dataclass(frozen=True)
 class ImportJob:
     """What a runner needs: the job's id, its spooled upload, and whom it imports as."""
@@ -113,13 +124,11 @@ async def job_for(db: Database, job_id: UUID, caller: Caller) -> LeadImport:
     return job
 
 
-async def rejections(db: Database, job_id: UUID, *, after: int,
-                     limit: int) -> list[LeadImportRejection]:
-    """Rejected rows of a job after row `after`, in file order."""
-    query = (sa.select(LeadImportRejection)
-             .where(LeadImportRejection.import_id == job_id,
-                    LeadImportRejection.row_number > after)
-             .order_by(LeadImportRejection.row_number).limit(limit))
+async def report(db: Database, table: type[LeadImportRejection | LeadImportRow], job_id: UUID,
+                 *, after: int, limit: int) -> list[Any]:
+    """A job's rejected or accepted rows after row `after`, in file order."""
+    query = (sa.select(table).where(table.import_id == job_id, table.row_number > after)
+             .order_by(table.row_number).limit(limit))
     async with db.sessions() as session:
         return list((await session.execute(query)).scalars())
 
@@ -131,6 +140,10 @@ async def store_batch(tx: Transaction, job_id: UUID, rows: list[imports.Row]) ->
     leads = [row.lead for row in rows if row.lead]
     rejected = [{"import_id": job_id, "row_number": row.number, "errors": row.errors}
                 for row in rows if row.lead is None]
+    if leads:
+        await tx.session.execute(sa.insert(LeadImportRow.__table__), [
+            {"import_id": job_id, "row_number": row.number, "lead_id": row.lead.id}
+            for row in rows if row.lead])
     if rejected:
         await tx.session.execute(sa.insert(LeadImportRejection.__table__), rejected)
     counted = await tx.session.execute(

@@ -10,7 +10,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.scouting import imports
-from services.scouting.import_jobs import ImportJob, LeadImport, create_job, job_for, rejections
+from services.scouting.import_jobs import (
+    ImportJob,
+    LeadImport,
+    LeadImportRejection,
+    LeadImportRow,
+    create_job,
+    job_for,
+    report,
+)
 from shared import idempotency
 from shared.auth import Caller, require_role
 from shared.uow import transaction
@@ -51,7 +59,8 @@ class LeadImportPublic(BaseModel):
         "rows_total": 50000, "rows_processed": 12500, "rows_accepted": 12480,
         "rows_rejected": 20, "percent": 25, "error": None,
         "created_at": "2025-05-12T09:30:00Z", "finished_at": None,
-        "rejections": "/v1/lead-imports/0b7f6c1e-8d0a-4a55-9a57-5b0f1f3f6a10/rejections"}]})
+        "rejections": "/v1/lead-imports/0b7f6c1e-8d0a-4a55-9a57-5b0f1f3f6a10/rejections",
+        "accepted": "/v1/lead-imports/0b7f6c1e-8d0a-4a55-9a57-5b0f1f3f6a10/accepted"}]})
 
     id: UUID = Field(description="The job's id.")
     format: Literal["csv", "ndjson"] = Field(description="The upload's format.")
@@ -61,7 +70,8 @@ class LeadImportPublic(BaseModel):
     submitted_by: UUID = Field(description="The API key that uploaded the file.")
     rows_total: int | None = Field(description="Rows in the file (blank rows not counted).")
     rows_processed: int = Field(description="Rows handled so far: accepted + rejected.")
-    rows_accepted: int = Field(description="Rows saved as leads (each announced as submitted).")
+    rows_accepted: int = Field(description="Rows saved as leads (each announced as submitted); "
+                               "see `accepted` for their lead ids.")
     rows_rejected: int = Field(description="Rows refused; see `rejections` for why.")
     percent: int | None = Field(description="rows_processed as a whole percentage of rows_total.")
     error: str | None = Field(description="Why a failed job stopped; rows it had processed stay "
@@ -69,6 +79,7 @@ class LeadImportPublic(BaseModel):
     created_at: datetime = Field(description="When the upload was accepted.")
     finished_at: datetime | None = Field(description="When the job ended (done or failed).")
     rejections: str = Field(description="Path of the rejected rows' report.")
+    accepted: str = Field(description="Path of the accepted rows' report: each row's lead id.")
 
 
 class RowError(BaseModel):
@@ -95,12 +106,28 @@ class RejectedRowPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
 
 
+class AcceptedRow(BaseModel):
+    """A row of the upload that was saved as a lead."""
+
+    row_number: int = Field(description="The row's place in the file, counted as for rejected "
+                            "rows.", examples=[1])
+    lead_id: UUID = Field(description="The lead it became (`GET /v1/leads/{lead_id}`).")
+
+
+class AcceptedRowPage(BaseModel):
+    """One page of an import's report of accepted rows."""
+
+    items: list[AcceptedRow] = Field(description="Accepted rows in file order.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
+
+
 def present(job: LeadImport) -> dict[str, Any]:
     """The job as the API shows it, with its progress as a percentage."""
     percent = job.rows_processed * 100 // job.rows_total if job.rows_total else None
     public = LeadImportPublic.model_validate({
         **job.model_dump(), "percent": percent,
-        "rejections": f"{UPLOAD_PATH}/{job.id}/rejections"})
+        "rejections": f"{UPLOAD_PATH}/{job.id}/rejections",
+        "accepted": f"{UPLOAD_PATH}/{job.id}/accepted"})
     return public.model_dump(mode="json")
 
 
@@ -166,18 +193,34 @@ async def get_import(import_id: UUID, caller: Reader, request: Request) -> dict[
     return present(await job_for(request.app.state.db, import_id, caller))
 
 
-@router.get("/{import_id}/rejections", response_model=RejectedRowPage, responses=PROBLEMS)
-async def list_rejections(
-    import_id: UUID, caller: Reader, request: Request,
-    cursor: Annotated[str | None, Query(max_length=9, pattern=r"^[0-9]+$",
-                                        description="`next_cursor` of the previous page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
-    """Every rejected row with its reasons, in file order (so far, while the job runs)."""
+Cursor = Annotated[str | None, Query(max_length=9, pattern=r"^[0-9]+$",
+                                     description="`next_cursor` of the previous page.")]
+PageSize = Annotated[int, Query(ge=1, le=1000)]
+
+
+async def _report_page(request: Request, caller: Caller, import_id: UUID,
+                       table: type[LeadImportRejection | LeadImportRow], *, cursor: str | None,
+                       limit: int) -> dict[str, Any]:
     db = request.app.state.db
     await job_for(db, import_id, caller)
-    rows = await rejections(db, import_id, after=int(cursor or 0), limit=limit + 1)
+    rows = await report(db, table, import_id, after=int(cursor or 0), limit=limit + 1)
     more = len(rows) > limit
-    return {"items": [{"row_number": r.row_number, "errors": r.errors} for r in rows[:limit]],
+    return {"items": [row.model_dump(exclude={"import_id"}) for row in rows[:limit]],
             "next_cursor": str(rows[limit - 1].row_number) if more else None}
 
+
+@router.get("/{import_id}/rejections", response_model=RejectedRowPage, responses=PROBLEMS)
+async def list_rejections(import_id: UUID, caller: Reader, request: Request,
+                          cursor: Cursor = None, limit: PageSize = 100) -> dict[str, Any]:
+    """Every rejected row with its reasons, in file order (so far, while the job runs)."""
+    return await _report_page(request, caller, import_id, LeadImportRejection, cursor=cursor,
+                              limit=limit)
+
+
+@router.get("/{import_id}/accepted", response_model=AcceptedRowPage, responses=PROBLEMS)
+async def list_accepted(import_id: UUID, caller: Reader, request: Request,
+                        cursor: Cursor = None, limit: PageSize = 100) -> dict[str, Any]:
+    """Every accepted row with the id of the lead it became, in file order (so far, while the
+    job runs): how a partner system maps its rows to leads."""
+    return await _report_page(request, caller, import_id, LeadImportRow, cursor=cursor,
+                              limit=limit)
