@@ -124,10 +124,9 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
-def measure(name: str, url: str, headers: dict[str, str], *, pid: int, broker: int,
-            quick: bool, spy: Path | None = None) -> dict:
+def measure(name: str, url: str, headers: dict[str, str], bodies: list[bytes], *, pid: int,
+            broker: int, quick: bool, spy: Path | None = None) -> dict:
     seconds = 4 if quick else 10
-    bodies = payloads.bodies(BODIES)  # the same leads, in the same order, for both endpoints
     sent = load(url, headers, bodies, rate=100, seconds=2)["planned"] + 1  # warm-up
     step = load(url, headers, bodies[sent:], rate=200, seconds=seconds)
     sent += step["planned"] + 1
@@ -229,10 +228,12 @@ async def main(quick: bool, spy: Path | None) -> int:
         await wait_ready(bare, processes[1])
         print(f"machine: {os.cpu_count()} cores; client, servers, Postgres and broker share them")
         broker_pid = broker.process.pid
-        bare_figures = measure("bare", f"{bare}/rows", {}, pid=processes[1].pid,
+        bodies = payloads.bodies(BODIES)  # the same leads, in the same order, for both
+        bare_figures = measure("bare", f"{bare}/rows", {}, bodies, pid=processes[1].pid,
                                broker=broker_pid, quick=quick)
         our_figures = measure("POST", f"{ours}/v1/leads", {"Authorization": f"Bearer {scout}"},
-                              pid=processes[0].pid, broker=broker_pid, quick=quick, spy=spy)
+                              bodies, pid=processes[0].pid, broker=broker_pid, quick=quick,
+                              spy=spy)
         with tempfile.TemporaryDirectory() as folder:
             await import_rows(ours, partner, 2000 if quick else 10000, Path(folder))
             rss_small = peak_rss_mb(processes[0].pid)

@@ -35,9 +35,8 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
         # No pre-ping (a round trip per checkout): asyncpg knows when the server closed a
         # connection (restart, failover), and `_refuse_closed` swaps it for a new one.
         pool_recycle=1800,
-        # Custom plans: a plan Postgres caches is made for the table as it was then, and one
-        # made for an empty table (a seq scan) would stay in use on a big one, since nothing
-        # plans it again on a server without autovacuum; and a generic plan for a search with
+        # Custom plans: a cached plan made for an empty table (a seq scan) stays in use on a
+        # big one when no autovacuum plans it again, and a generic plan for a search with
         # optional filters scans whole tables. No JIT: its compile time dwarfs the short
         # queries services make.
         connect_args={"server_settings": {"search_path": service,

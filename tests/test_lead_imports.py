@@ -61,28 +61,27 @@ async def finished(platform: Platform, job: dict[str, Any], *, who: str = "partn
     return await eventually(done, timeout=60)
 
 
-async def rejected_rows(platform: Platform, job: dict[str, Any]) -> dict[int, list[dict]]:
-    """The whole report, two rows a page, so paging is exercised too."""
-    report, cursor = {}, None
+async def report(platform: Platform, url: str) -> list[dict[str, Any]]:
+    """A whole import report, two rows a page, so paging is exercised too."""
+    items, cursor = [], None
     while True:
         page = (await platform.scouting.get(
-            job["rejections"], params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+            url, params={"limit": 2, **({"cursor": cursor} if cursor else {})},
             headers=platform.auth("partner"))).json()
-        report.update({item["row_number"]: item["errors"] for item in page["items"]})
+        items += page["items"]
         if not (cursor := page["next_cursor"]):
-            return report
+            return items
+
+
+async def rejected_rows(platform: Platform, job: dict[str, Any]) -> dict[int, list[dict]]:
+    items = await report(platform, job["rejections"])
+    return {item["row_number"]: item["errors"] for item in items}
 
 
 async def accepted_rows(platform: Platform, job: dict[str, Any]) -> dict[int, str]:
-    """Row number -> lead id, two rows a page."""
-    found, cursor = {}, None
-    while True:
-        page = (await platform.scouting.get(
-            job["accepted"], params={"limit": 2, **({"cursor": cursor} if cursor else {})},
-            headers=platform.auth("partner"))).json()
-        found.update({item["row_number"]: item["lead_id"] for item in page["items"]})
-        if not (cursor := page["next_cursor"]):
-            return found
+    """Row number -> lead id."""
+    items = await report(platform, job["accepted"])
+    return {item["row_number"]: item["lead_id"] for item in items}
 
 
 async def imported(platform: Platform, marker: str) -> list[Any]:

@@ -101,14 +101,16 @@ def _submit_statement(*, unless_alike: bool = False) -> str:
     n = len(SUBMITTED_COLUMNS)
     values = ", ".join(f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
                        for i, column in enumerate(SUBMITTED_COLUMNS, 1))
-    column = {name: f"${i}" for i, name in enumerate(SUBMITTED_COLUMNS, 1)}
-    checks = queries.alike(
-        cluster=column["cluster"], market=column["target_market"],
-        terms=f"${n + 8}", statuses=f"${n + 9}::text[]", lookback=f"${n + 10}::interval",
-        key=column["counterpart_key"], website=column["counterpart_domain"]) + ","
+    checks = ""
+    if unless_alike:
+        column = {name: f"${i}" for i, name in enumerate(SUBMITTED_COLUMNS, 1)}
+        checks = queries.alike(
+            cluster=column["cluster"], market=column["target_market"],
+            terms=f"${n + 8}", statuses=f"${n + 9}::text[]", lookback=f"${n + 10}::interval",
+            key=column["counterpart_key"], website=column["counterpart_domain"]) + ","
     nulls = ", ".join(f"NULL AS {name}" for name in queries.ALIKE_COLUMNS)
     return f"""
-        WITH {checks if unless_alike else ""} lead AS (
+        WITH {checks} lead AS (
             INSERT INTO leads ({", ".join(SUBMITTED_COLUMNS)}, status, scout_id)
             SELECT {values}, 'submitted', scout.id
             FROM (SELECT ${n + 1}::uuid AS key_id) AS caller
