@@ -65,12 +65,15 @@ class Event(Generic[D]):
         return self.data.model_dump_json().encode()
 
 
-def validate_outgoing(data: EventData) -> None:
-    """Refuse to publish data that its own contract would reject on the other side."""
+def validate_outgoing(data: EventData) -> bytes:
+    """The data's JSON body, refused if its own contract would reject it on the other side
+    (where the consumer reads the same bytes with the same model)."""
+    body = data.model_dump_json().encode()
     try:
-        type(data).model_validate(data.model_dump())
+        type(data).model_validate_json(body)
     except ValidationError as error:
         raise InvalidEvent(f"{data.event_type} does not match its schema: {error}") from error
+    return body
 
 
 def decode_headers(raw: list[tuple[str, bytes]] | None) -> dict[str, str]:

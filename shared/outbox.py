@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 from shared.broker import ensure_topics
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_FAILED, OUTBOX_OLDEST_AGE
 from shared.settings import Settings
-from shared.telemetry import tracer
+from shared.telemetry import sampled, tracer
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics and retention purge, when idle
@@ -200,13 +200,14 @@ class Relay:
 
     async def _send(self, producer: AIOKafkaProducer, row: asyncpg.Record) -> Any:
         headers: dict[str, str] = json.loads(row["headers"])
-        parent = propagate.extract(headers)
-        with self._tracer.start_as_current_span(
-            f"publish {row['topic']}", context=parent, kind=SpanKind.PRODUCER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": row["topic"],
-                        "messaging.message.id": headers.get("ce_id", "")},
-        ):
-            propagate.inject(headers)  # consumers continue from the producer span
+        if sampled(headers):  # a recorded trace: show the send in it
+            parent = propagate.extract(headers)
+            with self._tracer.start_as_current_span(
+                f"publish {row['topic']}", context=parent, kind=SpanKind.PRODUCER,
+                attributes={"messaging.system": "kafka", "messaging.destination.name":
+                            row["topic"], "messaging.message.id": headers.get("ce_id", "")},
+            ):
+                propagate.inject(headers)  # consumers continue from the producer span
         return await producer.send(
             row["topic"], key=row["key"].encode(), value=bytes(row["payload"]),
             headers=[(k, v.encode()) for k, v in headers.items()],

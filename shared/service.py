@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.asyncapi import asyncapi_document
@@ -20,18 +19,11 @@ from shared.outbox import Relay
 from shared.problems import BodyLimit, RefuseNul, install_problem_handlers, problem_response
 from shared.ratelimit import WriteLimiter
 from shared.settings import Settings
-from shared.telemetry import setup_telemetry
+from shared.telemetry import TraceRequests, setup_telemetry
 
 log = logging.getLogger(__name__)
 ConsumerFactory = Callable[[Settings, Database], list[EventConsumer]]
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-# FastAPI's own OpenTelemetry support: one server span per request, its context current in the
-# handler (so events carry it). Not its per-dependency spans, metrics or logs: Prometheus and
-# our JSON logs cover those, at a fraction of the cost per request.
-HTTP_SPANS: TelemetryConfig = {
-    "tracing": True, "metrics": False, "logs": False, "operation_spans": False,
-    "exclude": lambda scope: scope.get("path") in UNTRACED_PATHS,
-}
 
 
 def create_service_app(
@@ -69,7 +61,7 @@ def create_service_app(
             await db.dispose()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
-                  telemetry=HTTP_SPANS)
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.service, app.state.settings = service, settings
     app.state.key_cache = {}
     app.state.write_limiter = WriteLimiter(per_minute=settings.write_rate_per_minute,
@@ -77,6 +69,7 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(RefuseNul)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
+    app.add_middleware(TraceRequests, service=service, untraced=UNTRACED_PATHS)  # outermost
     app.include_router(operations_router(settings))
     for router in routers:
         app.include_router(router)

@@ -5,11 +5,13 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from opentelemetry import trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.trace import SpanKind
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.settings import Settings
 
@@ -66,3 +68,70 @@ def setup_telemetry(settings: Settings, *, service: str) -> None:
 
 def tracer(service: str) -> trace.Tracer:
     return trace.get_tracer(f"gvn.{service}")
+
+
+def sampled(carrier: dict[str, str]) -> bool:
+    """Whether the trace a carrier names is recorded (its traceparent's sampled flag), so that
+    a span in it is worth making: even unrecorded, a span costs an event a tenth of its relay."""
+    parts = carrier.get("traceparent", "").split("-")
+    try:
+        return len(parts) == 4 and int(parts[3], 16) & 1 == 1
+    except ValueError:
+        return False
+
+
+class TraceRequests:
+    """One server span per HTTP request, current while the app answers it, so the events and
+    logs the request causes carry its trace id; a caller's `traceparent` is continued.
+
+    In place of FastAPI's own telemetry, which builds a span's attributes and wraps the
+    request's receive and send even when the span is not recorded: a tenth of a POST's CPU.
+    Here an unrecorded span costs only its ids."""
+
+    def __init__(self, app: ASGIApp, *, service: str, untraced: frozenset[str]) -> None:
+        self.app = app
+        self.tracer = tracer(service)
+        self.untraced = untraced
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.untraced:
+            return await self.app(scope, receive, send)
+        carrier = {name.decode("latin-1"): value.decode("latin-1")
+                   for name, value in scope["headers"] if name in _TRACE_HEADERS}
+        parent = propagate.extract(carrier) if carrier else None
+        method = scope["method"]
+        span = self.tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+        token = context.attach(trace.set_span_in_context(span, parent))
+        try:
+            if not span.is_recording():
+                return await self.app(scope, receive, send)
+            await self._recorded(span, scope, receive, send)
+        finally:
+            context.detach(token)
+            span.end()
+
+    async def _recorded(self, span: trace.Span, scope: Scope, receive: Receive,
+                        send: Send) -> None:
+        method = scope["method"]
+        span.set_attributes({"http.request.method": method, "url.path": scope["path"]})
+
+        async def send_noting_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(trace.StatusCode.ERROR)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        except Exception as error:
+            span.record_exception(error)
+            span.set_status(trace.StatusCode.ERROR)
+            raise
+        finally:
+            if route := getattr(scope.get("route"), "path", None):
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+
+_TRACE_HEADERS = (b"traceparent", b"tracestate")

@@ -57,7 +57,7 @@ class Transaction:
 
 def outbox_row(data: EventData, *, cause: Event[Any] | None = None) -> tuple[Event[Any], dict]:
     """The event for `data` and the outbox row that carries it, with the current trace."""
-    validate_outgoing(data)
+    payload = validate_outgoing(data)
     carrier: dict[str, str] = {}
     propagate.inject(carrier)  # the trace this change belongs to rides with the row
     event = Event(
@@ -72,7 +72,7 @@ def outbox_row(data: EventData, *, cause: Event[Any] | None = None) -> tuple[Eve
         "key": event.subject,
         "event_type": event.type,
         "headers": event.headers(),
-        "payload": event.body(),
+        "payload": payload,
     }
 
 

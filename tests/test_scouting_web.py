@@ -196,6 +196,9 @@ async def test_a_lead_submitted_offline_is_queued_and_sent_once_back_online(
     page = await pages("/scout", key=platform.keys["scout"])
     title = f"Hyperspectral wound imaging for home care {tag()}"
     await page.evaluate("navigator.serviceWorker.ready.then(() => true)")  # page kept for offline
+    # Chromium can start a reloaded page before its offline emulation applies (seen on a busy
+    # machine): the API stays unreachable until back online whatever the page believes.
+    await page.context.route("**/v1/**", lambda route: route.abort("internetdisconnected"))
     await page.context.set_offline(True)
     await fill_lead(page, title=title, market="AU",
                     description="Home-care nurses in Perth photograph chronic wounds daily.")
@@ -207,6 +210,7 @@ async def test_a_lead_submitted_offline_is_queued_and_sent_once_back_online(
     await expect(queued).to_contain_text("queued")
     assert await leads_titled(platform, title) == []
 
+    await page.context.unroute("**/v1/**")
     await page.context.set_offline(False)
     await expect(my_lead(page, title)).to_be_visible()
     await expect(page.locator("#outbox")).to_be_hidden()

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from services.scouting import domain, handlers, queries
 from services.scouting.models import (
@@ -50,15 +50,18 @@ PROBLEMS = {status: {"description": text, "content": {"application/problem+json"
                                  422: "Invalid request"}.items()}
 
 
-def present(lead: Lead | NewLead, settings: ScoutingSettings) -> dict[str, Any]:
+def public_lead(lead: Lead | NewLead, settings: ScoutingSettings) -> LeadPublic:
     """The lead as the API shows it: never the contact, only whether one is held."""
     stale = domain.is_stale(status=lead.status, last_activity_at=lead.last_activity_at,
                             now=datetime.now(UTC),
                             after=timedelta(days=settings.lead_stale_after_days))
     columns = lead.model_dump() if isinstance(lead, Lead) else vars(lead)
-    public = LeadPublic.model_validate(
+    return LeadPublic.model_validate(
         {**columns, "has_contact": lead.contact_sealed is not None, "stale": stale})
-    return public.model_dump(mode="json")
+
+
+def present(lead: Lead | NewLead, settings: ScoutingSettings) -> dict[str, Any]:
+    return public_lead(lead, settings).model_dump(mode="json")
 
 
 async def _idempotent_post(
@@ -80,14 +83,14 @@ async def _idempotent_post(
 @router.post("/leads", status_code=201, response_model=LeadPublic, responses=PROBLEMS)
 async def submit_lead(
     body: LeadCreate, caller: Submitter, request: Request, idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Submit a lead. A likely duplicate (same counterpart or website in the same market, or
     near-identical text) is refused with 409 and the candidates, unless `duplicate_check` is
     `confirmed_new`."""
     settings, vault = request.app.state.settings, request.app.state.vault
     command = handlers.SubmitLead(lead=body, caller=caller)
 
-    async def submit(conn: asyncpg.Connection) -> dict[str, Any]:
+    async def submit(conn: asyncpg.Connection) -> LeadPublic:
         try:
             lead = await handlers.submit_lead(conn, command, vault=vault)
         except handlers.LikelyDuplicate as duplicate:
@@ -96,18 +99,18 @@ async def submit_lead(
                           '"duplicate_check": "confirmed_new".',
                           candidates=[DuplicateCandidate(**c).model_dump(mode="json")
                                       for c in duplicate.candidates]) from None
-        return present(lead, settings)
+        return public_lead(lead, settings)
 
     if idempotency_key is None:  # the common case: no transaction around the one write
         db = request.app.state.db
         async with db.connection() as conn:
-            answer = await submit(conn)
+            lead = await submit(conn)
         db.outbox_written()
-        return JSONResponse(answer, status_code=201,
-                            headers={"Location": f"/v1/leads/{answer['id']}"})
+        return Response(lead.model_dump_json(), status_code=201, media_type="application/json",
+                        headers={"Location": f"/v1/leads/{lead.id}"})
 
     async def change(tx: Transaction) -> tuple[int, dict[str, Any]]:
-        return 201, await submit(await tx.driver_connection())
+        return 201, (await submit(await tx.driver_connection())).model_dump(mode="json")
 
     return await _idempotent_post(request, caller, idempotency_key,
                                   body.model_dump(mode="json"), change)
