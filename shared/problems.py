@@ -2,6 +2,7 @@
 
 import fnmatch
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -71,32 +72,48 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 instance=request.url.path)
 
 
-class BodyLimit:
-    """Refuse bodies over the limit with 413 before any handler sees them.
+NUL_REFUSED = "Text may not contain the NUL character (\\u0000)."
 
-    `uploads` raises the limit for paths that take files (fnmatch pattern -> bytes).
+
+class BodyGuard:
+    """Refuse at the edge, before any handler, what no handler may see: a body over the limit
+    (413, from Content-Length when it is given) and the NUL character, which Postgres text
+    cannot hold, in the URL or a JSON body (422).
+
+    `uploads` raises the limit for paths that take files (fnmatch pattern -> bytes); those
+    bodies are streamed to the handler, which checks them row by row.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, uploads: dict[str, int] | None = None,
                  ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.uploads = uploads or {}
+        self.uploads = [(re.compile(fnmatch.translate(pattern)), limit)
+                        for pattern, limit in (uploads or {}).items()]
 
     def limit_for(self, path: str) -> int:
-        return next((limit for pattern, limit in self.uploads.items()
-                     if fnmatch.fnmatchcase(path, pattern)), self.max_bytes)
+        return next((limit for pattern, limit in self.uploads if pattern.match(path)),
+                    self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.limit_for(scope.get("path", ""))
-        length = dict(scope["headers"]).get(b"content-length")
+        url = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in url or b"\x00" in url:
+            return await _refuse(scope, receive, send, 422, "Invalid request", NUL_REFUSED)
+        limit = self.limit_for(scope["path"])
+        length = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"content-type":
+                content_type = value.split(b";")[0].strip()
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await self._refuse(scope, receive, send, limit)
+            return await _refuse(scope, receive, send, 413, "Body too large",
+                                 f"Bodies are limited to {limit} bytes.")
         received = 0
 
-        async def limited_receive() -> Message:
+        async def limited_receive() -> Message:  # a chunked body has no length to trust
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
@@ -104,44 +121,15 @@ class BodyLimit:
                 raise Problem(413, "Body too large", f"Bodies are limited to {limit} bytes.")
             return message
 
-        await self.app(scope, limited_receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = problem_response(413, "Body too large",
-                                    f"Bodies are limited to {limit} bytes.",
-                                    instance=scope.get("path", ""))
-        await response(scope, receive, send)
-
-
-NUL_REFUSED = "Text may not contain the NUL character (\\u0000)."
-
-
-class RefuseNul:
-    """Postgres text cannot hold NUL: refuse it at the edge (422), in the URL or a JSON body."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        url = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
-        if b"%00" in url or b"\x00" in url:
-            response = problem_response(422, "Invalid request", NUL_REFUSED,
-                                        instance=scope.get("path", ""))
-            return await response(scope, receive, send)
-        content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip()
-        if not (content_type == b"application/json" or content_type.endswith(b"+json")):
-            return await self.app(scope, receive, send)  # uploads: streamed, checked per row
+        if not (content_type == b"application/json"
+                or content_type is not None and content_type.endswith(b"+json")):
+            return await self.app(scope, receive if length else limited_receive, send)
         try:
-            body = await _read_body(receive)
-        except Problem as error:  # the body limit, met while reading
-            response = problem_response(error.status, error.title, error.detail)
-            return await response(scope, receive, send)
+            body = await _read_body(limited_receive)
+        except Problem as error:
+            return await _refuse(scope, receive, send, error.status, error.title, error.detail)
         if b"\\u0000" in body or b"\x00" in body:
-            response = problem_response(422, "Invalid request", NUL_REFUSED,
-                                        instance=scope.get("path", ""))
-            return await response(scope, receive, send)
+            return await _refuse(scope, receive, send, 422, "Invalid request", NUL_REFUSED)
         replayed = False
 
         async def replay() -> Message:
@@ -152,6 +140,12 @@ class RefuseNul:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, title: str,
+                  detail: str) -> None:
+    response = problem_response(status, title, detail, instance=scope.get("path", ""))
+    await response(scope, receive, send)
 
 
 async def _read_body(receive: Receive) -> bytes:

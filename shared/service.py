@@ -16,7 +16,7 @@ from shared.consumer import EventConsumer
 from shared.contracts import all_topics
 from shared.db import Database
 from shared.outbox import Relay
-from shared.problems import BodyLimit, RefuseNul, install_problem_handlers, problem_response
+from shared.problems import BodyGuard, install_problem_handlers, problem_response
 from shared.ratelimit import WriteLimiter
 from shared.settings import Settings
 from shared.telemetry import TraceRequests, setup_telemetry
@@ -67,8 +67,7 @@ def create_service_app(
     app.state.write_limiter = WriteLimiter(per_minute=settings.write_rate_per_minute,
                                            burst=settings.write_burst)
     install_problem_handlers(app)
-    app.add_middleware(RefuseNul)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(TraceRequests, service=service, untraced=UNTRACED_PATHS)  # outermost
     app.include_router(operations_router(settings))
     for router in routers:

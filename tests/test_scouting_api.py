@@ -3,6 +3,7 @@ keys are checked; a retried POST with the same Idempotency-Key returns the first
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -43,6 +44,22 @@ async def test_bad_input_is_refused_with_a_problem_and_nothing_is_written(
     assert answer.headers["content-type"] == "application/problem+json"
     problem = answer.json()
     assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert await counts(platform) == before
+
+
+async def test_a_body_sent_in_chunks_is_held_to_the_same_limit(platform: Platform) -> None:
+    body = json.dumps(a_lead(description="x" * 70_000)).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length to refuse it by
+        for start in range(0, len(body), 8192):
+            yield body[start:start + 8192]
+
+    before = await counts(platform)
+    answer = await platform.scouting.post(
+        "/v1/leads", content=chunks(),
+        headers={**platform.auth("scout"), "Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert "65536 bytes" in answer.json()["detail"]
     assert await counts(platform) == before
 
 
