@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import zlib
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -193,9 +194,9 @@ class Relay:
             for row_id, reason in refused.items():
                 log.error("outbox row %s of %s cannot be sent and is marked failed: %s",
                           row_id, self.service, reason)
-        for row in rows:
-            if row["id"] not in refused:
-                EVENTS_PUBLISHED.labels(self.service, row["topic"]).inc()
+        published = Counter(row["topic"] for row in rows if row["id"] not in refused)
+        for topic, count in published.items():
+            EVENTS_PUBLISHED.labels(self.service, topic).inc(count)
         return len(rows)
 
     async def _send(self, producer: AIOKafkaProducer, row: asyncpg.Record) -> Any:

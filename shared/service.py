@@ -69,9 +69,9 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(TraceRequests, service=service, untraced=UNTRACED_PATHS)  # outermost
-    app.include_router(operations_router(settings))
-    for router in routers:
+    for router in routers:  # the service's own first: routing tries routes in order
         app.include_router(router)
+    app.include_router(operations_router(settings))
     return app
 
 
