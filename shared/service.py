@@ -68,7 +68,8 @@ def create_service_app(
                                            burst=settings.write_burst)
     install_problem_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, uploads=uploads)
-    app.add_middleware(TraceRequests, service=service, untraced=UNTRACED_PATHS)  # outermost
+    # Added last, so it wraps the body guard: a refused request is traced too.
+    app.add_middleware(TraceRequests, service=service, untraced=UNTRACED_PATHS)
     for router in routers:  # the service's own first: routing tries routes in order
         app.include_router(router)
     app.include_router(operations_router(settings))

@@ -80,13 +80,17 @@ def sampled(carrier: dict[str, str]) -> bool:
         return False
 
 
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
+
+
 class TraceRequests:
     """One server span per HTTP request, current while the app answers it, so the events and
     logs the request causes carry its trace id; a caller's `traceparent` is continued.
 
-    In place of FastAPI's own telemetry, which builds a span's attributes and wraps the
-    request's receive and send even when the span is not recorded: a tenth of a POST's CPU.
-    Here an unrecorded span costs only its ids."""
+    Written here because the libraries cost a POST far more, recorded or not: FastAPI's own
+    telemetry builds every span's attributes and wraps receive and send (9% more instructions
+    per POST, callgrind), opentelemetry-instrumentation-asgi even with its send and receive
+    spans off 20% more. Here an unrecorded span costs only its ids."""
 
     def __init__(self, app: ASGIApp, *, service: str, untraced: frozenset[str]) -> None:
         self.app = app
@@ -133,5 +137,3 @@ class TraceRequests:
             if route := getattr(scope.get("route"), "path", None):
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
-
-_TRACE_HEADERS = (b"traceparent", b"tracestate")
