@@ -2,6 +2,7 @@
 keys are checked; a retried POST with the same Idempotency-Key returns the first answer."""
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -44,6 +45,23 @@ async def test_bad_input_is_refused_with_a_problem_and_nothing_is_written(
     assert answer.headers["content-type"] == "application/problem+json"
     problem = answer.json()
     assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert await counts(platform) == before
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (json.dumps(a_lead()).encode(), "text/plain", 422),
+    (json.dumps(a_lead()).encode(), None, 422),
+    (b"", "application/json", 400),
+])
+async def test_a_body_that_is_not_json_is_refused(
+    platform: Platform, body: bytes, content_type: str | None, status: int,
+) -> None:
+    before = await counts(platform)
+    headers = platform.auth("scout") | ({"Content-Type": content_type} if content_type else {})
+    answer = await platform.scouting.post("/v1/leads", content=body, headers=headers)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"][0]["location"] == "body"
     assert await counts(platform) == before
 
 
@@ -232,6 +250,12 @@ def test_the_openapi_document_describes_every_field_and_operation() -> None:
     assert all(path.startswith(("/v1/", "/internal/v1/", "/healthz", "/readyz", "/metrics",
                                 "/asyncapi.json")) for path in spec["paths"])
     assert spec["components"]["schemas"]["LeadCreate"]["properties"]["title"]["examples"]
+    submit = spec["paths"]["/v1/leads"]["post"]
+    assert submit["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/LeadCreate"}
+    assert [p["name"] for p in submit["parameters"]] == ["Idempotency-Key"]
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert refs <= set(spec["components"]["schemas"])  # every reference resolves
 
 
 async def test_text_with_a_nul_character_is_refused_not_a_server_error(platform: Platform) -> None:
