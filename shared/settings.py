@@ -41,8 +41,9 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Relay poll when no wake-up arrives (safety net)."
     )
     outbox_linger_ms: float = Field(
-        5.0, ge=0, le=1000, description="After a partial batch, the relay waits this long "
-        "before the next, so that under load it sends fewer, fuller batches.")
+        20.0, ge=0, le=1000, description="After a partial batch, the relay waits this long "
+        "before the next, so that under load it sends fewer, fuller batches (a batch costs "
+        "the relay about 0.4 ms of CPU besides its events).")
     outbox_retention_days: float = Field(
         7.0, ge=0, description="Published outbox rows are kept this long for replays."
     )
