@@ -129,16 +129,22 @@ def postgres_cpu_seconds() -> float:
 
 class Endpoint:
     """One endpoint under load: where it is, its processes, and the bodies it has not yet
-    been sent (each request a lead not posted before)."""
+    been sent (each request a lead not posted before). `reuse`: the endpoint does not look
+    for duplicates, so it may start the bodies again when it has sent them all (the bare one,
+    whose five thousand requests a second would otherwise need a million distinct leads)."""
 
     def __init__(self, name: str, url: str, headers: dict[str, str], bodies: list[bytes], *,
-                 pid: int, broker: int) -> None:
+                 pid: int, broker: int, reuse: bool = False) -> None:
         self.name, self.url, self.headers, self.bodies = name, url, headers, bodies
-        self.pid, self.broker, self.sent = pid, broker, 0
+        self.pid, self.broker, self.reuse, self.sent = pid, broker, reuse, 0
 
     def step(self, *, rate: float | None, seconds: float) -> dict:
-        step = load(self.url, self.headers, self.bodies[self.sent:], rate=rate,
-                    seconds=seconds)
+        if self.reuse:
+            self.sent %= len(self.bodies)
+        rest = self.bodies[self.sent:]
+        if not rest:
+            raise RuntimeError(f"{self.name}: every lead was sent; raise BODIES")
+        step = load(self.url, self.headers, rest, rate=rate, seconds=seconds)
         self.sent += step["planned"] + 1
         return step
 
@@ -271,7 +277,7 @@ async def main(quick: bool, spy: Path | None) -> int:
         broker_pid = broker.process.pid
         bodies = payloads.bodies(BODIES)  # the same leads, in the same order, for both
         bare = Endpoint("bare", f"{bare_url}/rows", {}, bodies, pid=processes[1].pid,
-                        broker=broker_pid)
+                        broker=broker_pid, reuse=True)
         ours = Endpoint("POST", f"{our_url}/v1/leads", {"Authorization": f"Bearer {scout}"},
                         bodies, pid=processes[0].pid, broker=broker_pid)
         bare_steady, our_steady = bare.steady(quick=quick), ours.steady(quick=quick)
