@@ -87,8 +87,10 @@ class Database:
         path holds no connections for it), whose statements keep their generic plans: planning
         them again on every call cost a POST a third of its Postgres time. Such a statement
         must be written so that its generic plan finds rows by index whatever the table's
-        size (tests/test_query_plans.py). Each statement commits on its own unless the caller
-        opens `connection.transaction()`. asyncpg replaces connections the server closed.
+        size (tests/test_query_plans.py); sequential scans are off on this pool, since a plan
+        made while a table is nearly empty would keep scanning it as it grows. Each statement
+        commits on its own unless the caller opens `connection.transaction()`. asyncpg
+        replaces connections the server closed.
         """
         async with (await self._hot()).acquire() as conn:
             yield conn
@@ -101,7 +103,8 @@ class Database:
                         self._settings.service_database_url(self.service), min_size=0,
                         max_size=self._settings.db_pool_size, reset=_keep_session,
                         server_settings={"search_path": self.service, "jit": "off",
-                                         "plan_cache_mode": "force_generic_plan"})
+                                         "plan_cache_mode": "force_generic_plan",
+                                         "enable_seqscan": "off"})
         return self._hot_pool
 
     async def ping(self) -> None:

@@ -5,11 +5,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.scouting.domain import (
+    alike_words,
     check_transition,
     duplicate_reason,
+    lead_words,
     organisation_key,
     title_terms,
 )
+from services.scouting.models import NewLead
+from services.scouting.queries import title_words
 from shared.contracts.matching import MatchProposed
 from shared.events import Event
 from tests.conftest import Platform, a_lead, eventually, publish_event
@@ -124,10 +128,49 @@ async def test_a_retyped_lead_is_flagged_though_its_title_gained_small_words(
     assert (candidate["id"], candidate["why"]) == (saved.json()["id"], "similar_text")
 
 
+async def test_a_corrected_lead_is_found_by_its_new_words_not_its_old_ones(
+    platform: Platform,
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    first = a_lead(title=f"Raman probe {marker} for skin cancer", target_market="KR",
+                   description=f"Seoul dermatology clinics want {marker} Raman probes",
+                   duplicate_check="warn")
+    saved = await platform.scouting.post("/v1/leads", json=first, headers=platform.auth("scout"))
+    assert saved.status_code == 201, saved.text
+    corrected = {"title": f"Hyperspectral camera {marker} wound care",
+                 "description": f"Busan home-care nurses want {marker} hyperspectral cameras"}
+    fixed = await platform.scouting.patch(f"/v1/leads/{saved.json()['id']}", json=corrected,
+                                          headers=platform.auth("scout"))
+    assert fixed.status_code == 200, fixed.text
+    retyped = {**first, **corrected}
+    flagged = await platform.scouting.post("/v1/leads", json=retyped,
+                                           headers=platform.auth("scout"))
+    assert flagged.status_code == 409, flagged.text
+    assert [c["id"] for c in flagged.json()["candidates"]] == [saved.json()["id"]]
+    old_words = await platform.scouting.post("/v1/leads", json=first,
+                                             headers=platform.auth("scout"))
+    assert old_words.status_code == 201, old_words.text  # no open lead says this any more
+
+
 def test_title_terms_leave_out_common_words_and_keep_accented_words_whole() -> None:
-    assert title_terms("OCT probe for the ENT clinics") == "oct probe ent clinics"
-    assert title_terms("Distributor in Zürich, near-infrared") == "distributor zürich near infrared"
-    assert title_terms("For the") == ""
+    assert title_terms("OCT probe for the ENT clinics") == ["oct", "probe", "ent", "clinics"]
+    assert title_terms("Distributor in Zürich, near-infrared") == [
+        "distributor", "zürich", "near", "infrared"]
+    assert title_terms("For the") == []
+
+
+def test_a_title_of_small_words_alone_asks_for_no_words_not_for_every_lead() -> None:
+    assert title_words(NewLead(title="For the", cluster="LITEK", target_market="SG")) is None
+    assert title_words(NewLead(title="OCT for the ENT", cluster="LITEK", target_market="SG")) == [
+        "LITEK/SG/oct", "LITEK/SG/ent"]
+
+
+def test_the_duplicate_search_words_are_scoped_to_cluster_and_market() -> None:
+    words = lead_words(title="OCT probe for the ENT", description="Zürich clinics want OCT",
+                       counterpart_name="Optima AG")
+    assert sorted(alike_words(cluster="LITEK", market="SG", words=words)) == [
+        "LITEK/SG/ag", "LITEK/SG/clinics", "LITEK/SG/ent", "LITEK/SG/oct", "LITEK/SG/optima",
+        "LITEK/SG/probe", "LITEK/SG/want", "LITEK/SG/zürich"]
 
 
 async def test_a_lead_sharing_only_title_words_with_another_is_saved_at_once(

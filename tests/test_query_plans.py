@@ -33,8 +33,9 @@ async def test_the_posts_statements_find_leads_by_index_in_plans_made_on_an_empt
 ) -> None:
     name = f"gvn_plans_{uuid.uuid4().hex[:8]}"
     await migrate_all(settings.model_copy(update={"database_url": _database_url(name)}))
-    conn = await asyncpg.connect(_database_url(name), server_settings={
-        "search_path": "scouting", "plan_cache_mode": "force_generic_plan"})
+    conn = await asyncpg.connect(_database_url(name), server_settings={  # as the hot pool's
+        "search_path": "scouting", "plan_cache_mode": "force_generic_plan",
+        "enable_seqscan": "off"})
     try:
         plans = {label: await cached_plan(conn, sql) for label, sql in HOT_STATEMENTS.items()}
     finally:
@@ -45,7 +46,7 @@ async def test_the_posts_statements_find_leads_by_index_in_plans_made_on_an_empt
     for label, plan in plans.items():
         assert "Seq Scan" not in plan, f"{label}:\n{plan}"
     for check in (plans["duplicate check"], plans["submit unless alike"]):
-        for index in ("leads_search", "leads_counterpart_key", "leads_counterpart_domain"):
+        for index in ("leads_alike_words", "leads_counterpart_key", "leads_counterpart_domain"):
             assert index in check, check
         # Each hit is fetched by its id; not by cluster or market, which hold every lead.
         assert "Index Scan using leads_pkey on leads" in check, check

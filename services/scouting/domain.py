@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -117,16 +118,30 @@ def words(text: str) -> set[str]:
 
 
 # Words nearly every lead's text holds: looking for them finds every lead, so the duplicate
-# search leaves them out of the title words it asks for.
+# search neither keeps nor asks for them.
 COMMON_WORDS = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "into", "of", "on",
                           "or", "per", "the", "to", "via", "with"})
 _TERM = re.compile(r"\w+")
 
 
-def title_terms(title: str) -> str:
-    """The title's telling words, for the duplicate search ('OCT probe for the ENT' ->
-    'oct probe ent'); split as the text search splits, so accented words stay whole."""
-    return " ".join(w for w in _TERM.findall(title.lower()) if w not in COMMON_WORDS)
+def title_terms(title: str) -> list[str]:
+    """The title's telling words ('OCT probe for the ENT' -> oct, probe, ent), accented words
+    whole: a look-alike holds every one of them."""
+    return [w for w in _TERM.findall(title.lower()) if w not in COMMON_WORDS]
+
+
+def alike_words(*, cluster: str, market: str, words: Iterable[str]) -> list[str]:
+    """Words (each once) as the duplicate search keeps and asks for them, scoped to a cluster
+    and market ('LITEK/SG/oct'): it only ever compares leads of one cluster and market, so a
+    word the whole programme uses costs a search only the leads of that market."""
+    scope = f"{cluster}/{market}/"
+    return [scope + word for word in words]
+
+
+def lead_words(*, title: str, description: str, counterpart_name: str | None) -> set[str]:
+    """A lead's telling words, from its title, description and counterpart."""
+    text = f"{title} {description} {counterpart_name or ''}".lower()
+    return set(_TERM.findall(text)) - COMMON_WORDS
 
 
 def similar_text(a: str, b: str, *, threshold: float = 0.75) -> bool:

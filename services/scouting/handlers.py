@@ -64,12 +64,14 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
     website = str(counterpart.website) if counterpart and counterpart.website else None
     if contact and not vault.ready:
         raise Problem(503, "Contacts unavailable", "This service cannot store contacts yet.")
+    title, description = body.title.strip(), body.description.strip()
+    counterpart_name = counterpart.name.strip() if counterpart else None
     return dict(
-        id=uuid4(), kind=body.kind, title=body.title.strip(),
-        description=body.description.strip(), target_market=body.target_market,
+        id=uuid4(), kind=body.kind, title=title, description=description,
+        target_market=body.target_market,
         application_areas=domain.unique(body.application_areas),
         technologies=domain.normalise_technologies(body.technologies),
-        counterpart_name=counterpart.name.strip() if counterpart else None,
+        counterpart_name=counterpart_name,
         counterpart_website=website,
         counterpart_country=counterpart.country if counterpart else None,
         counterpart_key=domain.organisation_key(counterpart.name if counterpart else None),
@@ -78,6 +80,9 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         urgency=body.urgency, estimated_value_eur=body.estimated_value_eur, source=body.source,
         source_date=body.source_date, evidence_links=[str(u) for u in body.evidence_links],
         cluster=caller.cluster, submitted_by=caller.key_id, submitted_at=now, last_activity_at=now,
+        alike_words=domain.alike_words(
+            cluster=caller.cluster, market=body.target_market, words=domain.lead_words(
+                title=title, description=description, counterpart_name=counterpart_name)),
     )
 
 
@@ -86,7 +91,7 @@ SUBMITTED_COLUMNS = (
     "counterpart_name", "counterpart_website", "counterpart_country", "counterpart_key",
     "counterpart_domain", "contact_sealed", "urgency", "estimated_value_eur", "source",
     "source_date", "evidence_links", "cluster", "submitted_by", "submitted_at",
-    "last_activity_at",
+    "last_activity_at", "alike_words",
 )
 
 
@@ -99,14 +104,16 @@ def _submit_statement(*, unless_alike: bool = False) -> str:
     saves only if there are none; it returns a row `saved` or the leads alike."""
     table = Lead.__table__
     n = len(SUBMITTED_COLUMNS)
-    values = ", ".join(f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
+    values = ", ".join(f"string_to_array(${i}::text, E'\\n')" if column == "alike_words"
+                       else f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
                        for i, column in enumerate(SUBMITTED_COLUMNS, 1))
     checks = ""
     if unless_alike:
         column = {name: f"${i}" for i, name in enumerate(SUBMITTED_COLUMNS, 1)}
         checks = queries.alike(
             cluster=column["cluster"], market=column["target_market"],
-            terms=f"${n + 8}", statuses=f"${n + 9}::text[]", lookback=f"${n + 10}::interval",
+            words=f"${n + 8}::text", statuses=f"${n + 9}::text[]",
+            lookback=f"${n + 10}::interval",
             key=column["counterpart_key"], website=column["counterpart_domain"]) + ","
     nulls = ", ".join(f"NULL AS {name}" for name in queries.ALIKE_COLUMNS)
     return f"""
@@ -148,7 +155,8 @@ async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
     body, caller = command.lead, command.caller
     lead = NewLead(**lead_fields(body, caller, vault=vault, now=datetime.now(UTC)))
     _, event = outbox_row(lead_submitted(lead))
-    arguments = [getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
+    arguments = [queries.words_text(lead.alike_words) if column == "alike_words"
+                 else getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
         caller.key_id if caller.role == "scout" else None, event["event_id"], event["topic"],
         event["key"], event["event_type"], json.dumps(event["headers"]), event["payload"]]
     saved = None
@@ -212,6 +220,10 @@ async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, calle
         fields["evidence_links"] = [str(u) for u in fields["evidence_links"]]
     for name, value in fields.items():
         setattr(lead, name, value.strip() if isinstance(value, str) else value)
+    lead.alike_words = domain.alike_words(
+        cluster=lead.cluster, market=lead.target_market, words=domain.lead_words(
+            title=lead.title, description=lead.description,
+            counterpart_name=lead.counterpart_name))
     lead.last_activity_at = datetime.now(UTC)
     await tx.audit(api_key_id=caller.key_id, action="lead.update", subject=str(lead.id))
     return lead

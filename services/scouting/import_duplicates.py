@@ -1,10 +1,10 @@
 """Bulk import, the duplicate check: POST's check, for a batch of rows at once.
 
 A POST looks for open leads of its cluster and market with the same counterpart key or domain,
-or with every telling word of its title (`domain.title_terms`), and lets
+or with every telling word of its title (`queries.title_words`), and lets
 `domain.duplicate_reason` decide. An import asks the same for a whole batch in two queries
-(counterparts by index, titles by the GIN index), and finds rows accepted earlier in the same
-batch, not yet saved, in memory the same way.
+(counterparts by index, titles by the GIN index on `alike_words`), and finds rows accepted
+earlier in the same batch, not yet saved, in memory the same way (the same words).
 """
 
 from collections import defaultdict
@@ -94,15 +94,16 @@ async def _title_words(session: AsyncSession,
                        leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
     """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding
     every telling word of its title."""
+    with_words = [lead for lead in leads if queries.title_words(lead)]
     given = sa.func.unnest(
-        _texts([str(lead.id) for lead in leads]),
-        _texts([domain.title_terms(lead.title) for lead in leads]),
-        _texts([lead.target_market for lead in leads]),
-    ).table_valued("lead_id", "title", "market").render_derived(name="given")
+        _texts([str(lead.id) for lead in with_words]),
+        _texts([" ".join(queries.title_words(lead) or ()) for lead in with_words]),
+        _texts([lead.target_market for lead in with_words]),
+    ).table_valued("lead_id", "words", "market").render_derived(name="given")
     # OFFSET 0 keeps the word match a query of its own, run on the GIN index, rather than a
     # filter over every lead of the market.
-    hits = (sa.select(SAVED).where(
-        SAVED.c.search.op("@@")(sa.func.plainto_tsquery("simple", given.c.title)))
+    hits = (sa.select(SAVED).where(SAVED.c.alike_words.contains(
+        sa.func.string_to_array(given.c.words, " ", type_=ARRAY(sa.Text))))
         .offset(0).correlate(given).subquery("hits"))
     newest = (sa.select(*(hits.c[name] for name in CANDIDATE_COLUMNS))
               .where(_open(hits, cluster=leads[0].cluster), hits.c.target_market == given.c.market)
@@ -132,15 +133,14 @@ class BatchLeads:
     def add(self, lead: NewLead) -> None:
         position = len(self.leads)
         self.leads.append(lead)
-        text = f"{lead.title} {lead.description} {lead.counterpart_name or ''}"
-        for hint in _hints(lead, words=domain.words(text)):
+        for hint in _hints(lead, words=set(lead.alike_words)):
             self.index[hint].add(position)
 
     def like(self, lead: NewLead) -> list[NewLead]:
         """Candidates for `lead`, newest first."""
         market = lead.target_market
         title = [self.index.get((market, "word", word), set())
-                 for word in domain.words(lead.title) - domain.COMMON_WORDS]
+                 for word in queries.title_words(lead) or ()]
         hits = set.intersection(*title) if title else set()
         for hint in _hints(lead, words=set()):
             hits |= self.index.get(hint, set())

@@ -129,6 +129,9 @@ class Lead(SQLModel, table=True):
     submitted_by: UUID
     submitted_at: datetime = sqlmodel.Field(sa_column=_utc("submitted_at", nullable=False))
     last_activity_at: datetime = sqlmodel.Field(sa_column=_utc("last_activity_at", nullable=False))
+    # domain.alike_words of its telling words: what the duplicate search finds it by.
+    alike_words: list[str] | None = sqlmodel.Field(
+        default=None, sa_column=Column("alike_words", ARRAY(sa.Text)))
     search: str | None = sqlmodel.Field(default=None, sa_column=Column(
         "search", TSVECTOR, sa.Computed(
             "to_tsvector('simple', coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "

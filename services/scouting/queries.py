@@ -40,11 +40,12 @@ ALIKE_COLUMNS = ("id", "title", "description", "status", "cluster", "target_mark
                  "submitted_by", "counterpart_key", "counterpart_domain", "submitted_at")
 
 
-def alike(*, cluster: str, market: str, statuses: str, lookback: str, terms: str, key: str,
+def alike(*, cluster: str, market: str, statuses: str, lookback: str, words: str, key: str,
           website: str) -> str:
     """Two CTEs, `hits` and `alike`: the newest open leads of the cluster and market that share
-    the counterpart, the website, or every telling word of the title (arguments: the SQL of
-    each value, a parameter); `domain.duplicate_reason` decides which are duplicates.
+    the counterpart, the website, or every telling word of the title (`words`, scoped as
+    `domain.alike_words` scopes them; arguments: the SQL of each value, a parameter);
+    `domain.duplicate_reason` decides which are duplicates.
 
     The hits come from the three indexes, then each is fetched by its id alone (OFFSET 0 keeps
     the other conditions out of that lookup) and kept if of the cluster and market. Left to
@@ -53,7 +54,7 @@ def alike(*, cluster: str, market: str, statuses: str, lookback: str, terms: str
     columns = ", ".join(ALIKE_COLUMNS)
     return f"""
         hits AS MATERIALIZED (
-            SELECT id FROM leads WHERE search @@ plainto_tsquery('simple', {terms})
+            SELECT id FROM leads WHERE alike_words @> string_to_array({words}, E'\\n')
             UNION SELECT id FROM leads WHERE counterpart_key = {key}
             UNION SELECT id FROM leads WHERE counterpart_domain = {website}
         ), alike AS (
@@ -69,22 +70,35 @@ def alike(*, cluster: str, market: str, statuses: str, lookback: str, terms: str
 
 DUPLICATE_CANDIDATES = f"""
     WITH {alike(cluster="$1", market="$2", statuses="$3::text[]", lookback="$4::interval",
-                terms="$5", key="$6", website="$7")}
+                words="$5::text", key="$6", website="$7")}
     SELECT * FROM alike ORDER BY submitted_at DESC"""
+
+
+def words_text(words: list[str] | None) -> str | None:
+    """Words as the statements take them: one text, a word a line, split again in SQL (a
+    list parameter costs asyncpg two isinstance checks against ABCs for each word)."""
+    return "\n".join(words) if words else None
+
+
+def title_words(lead: NewLead) -> list[str] | None:
+    """The scoped words every look-alike of `lead` holds; None if its title has no telling
+    word (an empty list would be held by every lead)."""
+    return domain.alike_words(cluster=lead.cluster, market=lead.target_market,
+                              words=dict.fromkeys(domain.title_terms(lead.title))) or None
 
 
 def alike_arguments(lead: NewLead) -> list[Any]:
     """The values `alike` needs besides the lead's own columns."""
-    return [domain.title_terms(lead.title), list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK]
+    return [words_text(title_words(lead)), list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK]
 
 
 async def duplicate_candidates(
     conn: asyncpg.Connection, lead: NewLead, *, viewer: Caller
 ) -> list[dict[str, Any]]:
     """Open leads of the same cluster and market that look like `lead`, with the reason."""
-    terms, statuses, lookback = alike_arguments(lead)
+    words, statuses, lookback = alike_arguments(lead)
     rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market, statuses,
-                            lookback, terms, lead.counterpart_key, lead.counterpart_domain)
+                            lookback, words, lead.counterpart_key, lead.counterpart_domain)
     return duplicates_among(lead, rows, viewer=viewer)
 
 

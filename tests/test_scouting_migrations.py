@@ -1,0 +1,39 @@
+"""Scouting's migrations on a database that already holds leads."""
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from services.scouting import domain
+from shared.migrations import bootstrap, upgrade
+from shared.settings import Settings
+from tests.conftest import _database_url
+
+
+async def test_leads_saved_before_the_scoped_words_get_them_as_a_new_lead_would(
+    settings: Settings,
+) -> None:
+    name = f"gvn_migrate_{uuid.uuid4().hex[:8]}"
+    older = settings.model_copy(update={"database_url": _database_url(name)})
+    await bootstrap(older)
+    await asyncio.to_thread(upgrade, older, "scouting", "0008")
+    conn = await asyncpg.connect(_database_url(name), server_settings={"search_path": "scouting"})
+    try:
+        title, description = "OCT probe for the ENT clinics", "Zürich hospitals want near-infrared"
+        await conn.execute(
+            "INSERT INTO leads (id, kind, title, description, target_market, application_areas, "
+            "technologies, evidence_links, counterpart_name, urgency, status, cluster, "
+            "submitted_by, submitted_at, last_activity_at) VALUES ($1, 'market_need', $2, $3, "
+            "'SG', '{}', '{}', '{}', 'Optima AG', 'medium', 'submitted', 'LITEK', $4, now(), "
+            "now())", uuid.uuid4(), title, description, uuid.uuid4())
+        await asyncio.to_thread(upgrade, older, "scouting", "head")
+        saved = await conn.fetchval("SELECT alike_words FROM leads")
+    finally:
+        await conn.close()
+        admin = await asyncpg.connect(_database_url("postgres"))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    words = domain.lead_words(title=title, description=description,
+                              counterpart_name="Optima AG")
+    assert sorted(saved) == sorted(domain.alike_words(cluster="LITEK", market="SG", words=words))
