@@ -5,10 +5,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.scouting.domain import (
-    alike_words,
     check_transition,
     duplicate_reason,
-    lead_words,
+    lead_alike_words,
     organisation_key,
     title_terms,
 )
@@ -166,9 +165,9 @@ def test_a_title_of_small_words_alone_asks_for_no_words_not_for_every_lead() -> 
 
 
 def test_the_duplicate_search_words_are_scoped_to_cluster_and_market() -> None:
-    words = lead_words(title="OCT probe for the ENT", description="Zürich clinics want OCT",
-                       counterpart_name="Optima AG")
-    assert sorted(alike_words(cluster="LITEK", market="SG", words=words)) == [
+    words = lead_alike_words(cluster="LITEK", market="SG", title="OCT probe for the ENT",
+                             description="Zürich clinics want OCT", counterpart_name="Optima AG")
+    assert sorted(words) == [
         "LITEK/SG/ag", "LITEK/SG/clinics", "LITEK/SG/ent", "LITEK/SG/oct", "LITEK/SG/optima",
         "LITEK/SG/probe", "LITEK/SG/want", "LITEK/SG/zürich"]
 

@@ -34,6 +34,6 @@ async def test_leads_saved_before_the_scoped_words_get_them_as_a_new_lead_would(
         admin = await asyncpg.connect(_database_url("postgres"))
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-    words = domain.lead_words(title=title, description=description,
-                              counterpart_name="Optima AG")
-    assert sorted(saved) == sorted(domain.alike_words(cluster="LITEK", market="SG", words=words))
+    assert sorted(saved) == sorted(domain.lead_alike_words(
+        cluster="LITEK", market="SG", title=title, description=description,
+        counterpart_name="Optima AG"))

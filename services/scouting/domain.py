@@ -138,10 +138,13 @@ def alike_words(*, cluster: str, market: str, words: Iterable[str]) -> list[str]
     return [scope + word for word in words]
 
 
-def lead_words(*, title: str, description: str, counterpart_name: str | None) -> set[str]:
-    """A lead's telling words, from its title, description and counterpart."""
+def lead_alike_words(*, cluster: str, market: str, title: str, description: str,
+                     counterpart_name: str | None) -> list[str]:
+    """What the duplicate search finds a lead by: the telling words of its title, description
+    and counterpart, scoped to its cluster and market."""
     text = f"{title} {description} {counterpart_name or ''}".lower()
-    return set(_TERM.findall(text)) - COMMON_WORDS
+    return alike_words(cluster=cluster, market=market,
+                       words=set(_TERM.findall(text)) - COMMON_WORDS)
 
 
 def similar_text(a: str, b: str, *, threshold: float = 0.75) -> bool:

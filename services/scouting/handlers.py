@@ -80,9 +80,9 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         urgency=body.urgency, estimated_value_eur=body.estimated_value_eur, source=body.source,
         source_date=body.source_date, evidence_links=[str(u) for u in body.evidence_links],
         cluster=caller.cluster, submitted_by=caller.key_id, submitted_at=now, last_activity_at=now,
-        alike_words=domain.alike_words(
-            cluster=caller.cluster, market=body.target_market, words=domain.lead_words(
-                title=title, description=description, counterpart_name=counterpart_name)),
+        alike_words=domain.lead_alike_words(
+            cluster=caller.cluster, market=body.target_market, title=title,
+            description=description, counterpart_name=counterpart_name),
     )
 
 
@@ -220,10 +220,9 @@ async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, calle
         fields["evidence_links"] = [str(u) for u in fields["evidence_links"]]
     for name, value in fields.items():
         setattr(lead, name, value.strip() if isinstance(value, str) else value)
-    lead.alike_words = domain.alike_words(
-        cluster=lead.cluster, market=lead.target_market, words=domain.lead_words(
-            title=lead.title, description=lead.description,
-            counterpart_name=lead.counterpart_name))
+    lead.alike_words = domain.lead_alike_words(
+        cluster=lead.cluster, market=lead.target_market, title=lead.title,
+        description=lead.description, counterpart_name=lead.counterpart_name)
     lead.last_activity_at = datetime.now(UTC)
     await tx.audit(api_key_id=caller.key_id, action="lead.update", subject=str(lead.id))
     return lead
