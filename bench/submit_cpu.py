@@ -78,9 +78,7 @@ async def post(app, body: bytes, token: str) -> int:  # noqa: ANN001 - an ASGI a
 
 
 async def callgrind(instrument: str) -> None:
-    """Turn callgrind's instrumentation of this process on or off (a no-op without it)."""
-    if "--callgrind" not in sys.argv:
-        return
+    """Turn callgrind's instrumentation of this process on or off."""
     control = await asyncio.create_subprocess_exec(
         "callgrind_control", "--instr", instrument, str(os.getpid()),
         stdout=subprocess.DEVNULL)
@@ -111,7 +109,7 @@ def count_instructions(count: int, concurrency: int) -> int:
     return 0
 
 
-async def main(count: int, concurrency: int, profile: bool) -> int:
+async def main(count: int, concurrency: int, profile: bool, under_callgrind: bool) -> int:
     broker = EmbeddedBroker()
     broker.start()
     name = f"gvn_submitcpu_{uuid.uuid4().hex[:8]}"
@@ -132,7 +130,8 @@ async def main(count: int, concurrency: int, profile: bool) -> int:
 
         async with app.router.lifespan_context(app):
             await asyncio.gather(*(client(200 // concurrency) for _ in range(concurrency)))
-            await callgrind("on")
+            if under_callgrind:
+                await callgrind("on")
             profiler = cProfile.Profile() if profile else None
             pg_before, cpu_before, began = postgres_cpu_seconds(), time.process_time(), time.time()
             if profiler:
@@ -142,7 +141,8 @@ async def main(count: int, concurrency: int, profile: bool) -> int:
             if profiler:
                 profiler.disable()
             cpu, wall = time.process_time() - cpu_before, time.time() - began
-            await callgrind("off")
+            if under_callgrind:
+                await callgrind("off")
             pg = postgres_cpu_seconds() - pg_before
         statuses = [status for statuses in done for status in statuses]
         n = len(statuses)
@@ -175,4 +175,4 @@ if __name__ == "__main__":
     if args.instructions:
         count = args.count if "--count" in sys.argv else 500
         sys.exit(count_instructions(count, args.concurrency))
-    sys.exit(uvloop.run(main(args.count, args.concurrency, args.profile)))
+    sys.exit(uvloop.run(main(args.count, args.concurrency, args.profile, args.callgrind)))
