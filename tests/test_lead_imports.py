@@ -217,6 +217,34 @@ async def test_an_ndjson_import_saves_good_lines_and_reports_each_bad_line(
     await reach_kpi(platform, [str(lead["id"]) for lead in leads])
 
 
+async def test_rows_retyping_a_saved_lead_or_an_earlier_row_are_rejected_as_duplicates(
+    platform: Platform,
+) -> None:
+    marker = uuid.uuid4().hex[:10]
+    saved = a_lead(title=f"Confocal endomicroscope {marker} for gastric biopsy",
+                   description=f"Nagoya gastroenterologists want {marker} confocal probes",
+                   duplicate_check="warn")
+    earlier = await platform.scouting.post("/v1/leads", json=saved,
+                                           headers=platform.auth("partner"))
+    assert earlier.status_code == 201, earlier.text
+    new = a_lead(title=f"Laser speckle imager {marker} burn depth",
+                 description=f"Sapporo burn units want {marker} speckle imagers",
+                 duplicate_check="warn")
+    lines = [
+        saved | {"title": f"Confocal endomicroscope {marker} for the gastric biopsy"},
+        new,
+        new | {"title": f"Laser speckle imager {marker} for burn depth"},
+        new | {"target_market": "KR"},  # the same words in another market: no duplicate
+    ]
+    job = await started(platform, ndjson_bytes(lines), headers=NDJSON)
+    state = await finished(platform, job)
+    assert (state["rows_accepted"], state["rows_rejected"]) == (2, 2)
+    report = await rejected_rows(platform, job)
+    assert locations(report) == {1: {"duplicate_check"}, 3: {"duplicate_check"}}
+    assert earlier.json()["id"] in report[1][0]["message"]
+    assert "similar_text" in report[1][0]["message"] and "similar_text" in report[3][0]["message"]
+
+
 async def test_a_row_with_a_nul_character_is_rejected_alone(platform: Platform) -> None:
     marker = uuid.uuid4().hex[:10]
     rows = [{"kind": "market_need", "title": f"{title} {marker}", "target_market": "JP"}

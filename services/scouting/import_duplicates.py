@@ -97,13 +97,13 @@ async def _title_words(session: AsyncSession,
     with_words = [lead for lead in leads if queries.title_words(lead)]
     given = sa.func.unnest(
         _texts([str(lead.id) for lead in with_words]),
-        _texts([" ".join(queries.title_words(lead) or ()) for lead in with_words]),
+        _texts([queries.words_text(queries.title_words(lead)) for lead in with_words]),
         _texts([lead.target_market for lead in with_words]),
     ).table_valued("lead_id", "words", "market").render_derived(name="given")
     # OFFSET 0 keeps the word match a query of its own, run on the GIN index, rather than a
     # filter over every lead of the market.
     hits = (sa.select(SAVED).where(SAVED.c.alike_words.contains(
-        sa.func.string_to_array(given.c.words, " ", type_=ARRAY(sa.Text))))
+        sa.func.string_to_array(given.c.words, "\n", type_=ARRAY(sa.Text))))
         .offset(0).correlate(given).subquery("hits"))
     newest = (sa.select(*(hits.c[name] for name in CANDIDATE_COLUMNS))
               .where(_open(hits, cluster=leads[0].cluster), hits.c.target_market == given.c.market)
