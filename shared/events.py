@@ -9,11 +9,11 @@ from uuid import UUID, uuid4
 from pydantic import ValidationError
 
 from shared.contracts import EventData, contract_for
+from shared.telemetry import TRACE_HEADERS
 
 D = TypeVar("D", bound=EventData)
 
 CONTENT_TYPE = "application/json"
-TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 class InvalidEvent(ValueError):

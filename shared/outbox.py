@@ -37,7 +37,6 @@ TOPIC_CHECK_INTERVAL_S = 1.0
 UNSENDABLE = (MessageSizeTooLargeError, ValueError, TypeError, AttributeError)
 
 
-
 def create_producer(settings: Settings) -> AIOKafkaProducer:
     """acks=all and no idempotent producer: the inbox makes redelivery harmless instead."""
     return AIOKafkaProducer(

@@ -80,7 +80,8 @@ def sampled(carrier: dict[str, str]) -> bool:
         return False
 
 
-_TRACE_HEADERS = (b"traceparent", b"tracestate")
+TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context, as events carry it too
+_TRACE_HEADERS = tuple(name.encode() for name in TRACE_HEADERS)
 
 
 class TraceRequests:

@@ -104,7 +104,7 @@ def _submit_statement(*, unless_alike: bool = False) -> str:
     saves only if there are none; it returns a row `saved` or the leads alike."""
     table = Lead.__table__
     n = len(SUBMITTED_COLUMNS)
-    values = ", ".join(f"string_to_array(${i}::text, E'\\n')" if column == "alike_words"
+    values = ", ".join(queries.words_array(f"${i}::text") if column == "alike_words"
                        else f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
                        for i, column in enumerate(SUBMITTED_COLUMNS, 1))
     checks = ""

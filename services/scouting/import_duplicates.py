@@ -103,7 +103,7 @@ async def _title_words(session: AsyncSession,
     # OFFSET 0 keeps the word match a query of its own, run on the GIN index, rather than a
     # filter over every lead of the market.
     hits = (sa.select(SAVED).where(SAVED.c.alike_words.contains(
-        sa.func.string_to_array(given.c.words, "\n", type_=ARRAY(sa.Text))))
+        sa.func.string_to_array(given.c.words, queries.WORD_SEPARATOR, type_=ARRAY(sa.Text))))
         .offset(0).correlate(given).subquery("hits"))
     newest = (sa.select(*(hits.c[name] for name in CANDIDATE_COLUMNS))
               .where(_open(hits, cluster=leads[0].cluster), hits.c.target_market == given.c.market)

@@ -40,6 +40,21 @@ ALIKE_COLUMNS = ("id", "title", "description", "status", "cluster", "target_mark
                  "submitted_by", "counterpart_key", "counterpart_domain", "submitted_at")
 
 
+# Words travel to the statements as one text, a word a line, split again in SQL: a list
+# parameter costs asyncpg two isinstance checks against ABCs for each word.
+WORD_SEPARATOR = "\n"
+
+
+def words_text(words: list[str] | None) -> str | None:
+    """Words as the statements take them (None for none)."""
+    return WORD_SEPARATOR.join(words) if words else None
+
+
+def words_array(text: str) -> str:
+    """The SQL that turns a `words_text` value (the SQL of a parameter) back into text[]."""
+    return f"string_to_array({text}, E'\\n')"
+
+
 def alike(*, cluster: str, market: str, statuses: str, lookback: str, words: str, key: str,
           website: str) -> str:
     """Two CTEs, `hits` and `alike`: the newest open leads of the cluster and market that share
@@ -54,7 +69,7 @@ def alike(*, cluster: str, market: str, statuses: str, lookback: str, words: str
     columns = ", ".join(ALIKE_COLUMNS)
     return f"""
         hits AS MATERIALIZED (
-            SELECT id FROM leads WHERE alike_words @> string_to_array({words}, E'\\n')
+            SELECT id FROM leads WHERE alike_words @> {words_array(words)}
             UNION SELECT id FROM leads WHERE counterpart_key = {key}
             UNION SELECT id FROM leads WHERE counterpart_domain = {website}
         ), alike AS (
@@ -72,12 +87,6 @@ DUPLICATE_CANDIDATES = f"""
     WITH {alike(cluster="$1", market="$2", statuses="$3::text[]", lookback="$4::interval",
                 words="$5::text", key="$6", website="$7")}
     SELECT * FROM alike ORDER BY submitted_at DESC"""
-
-
-def words_text(words: list[str] | None) -> str | None:
-    """Words as the statements take them: one text, a word a line, split again in SQL (a
-    list parameter costs asyncpg two isinstance checks against ABCs for each word)."""
-    return "\n".join(words) if words else None
 
 
 def title_words(lead: NewLead) -> list[str] | None:
