@@ -200,6 +200,7 @@ async def test_a_lead_submitted_offline_is_queued_and_sent_once_back_online(
     # machine): the API stays unreachable until back online whatever the page believes.
     await page.context.route("**/v1/**", lambda route: route.abort("internetdisconnected"))
     await page.context.set_offline(True)
+    await page.wait_for_function("!navigator.onLine")  # as a phone would know it
     await fill_lead(page, title=title, market="AU",
                     description="Home-care nurses in Perth photograph chronic wounds daily.")
     await page.get_by_role("button", name="Submit lead").click()
