@@ -12,9 +12,9 @@ moves far less with the machine's noise than requests per second do.
 
 `--instructions` counts the instructions this process executes per POST instead (callgrind,
 collecting only while the measured POSTs run; 500 POSTs by default, about 20 seconds). The
-count hardly moves with the machine's load (the relay's batches still vary): runs of the same code
-differ by 1 to 2.5%,
-so a change of a few percent shows, which CPU time on a shared machine cannot tell.
+count hardly moves with the machine's load (only the relay's batches vary): runs of the same
+code differ by 1 to 2.5%, so a change of a few percent shows, which CPU time on a shared
+machine cannot tell.
 """
 
 import argparse
