@@ -10,7 +10,7 @@ times. Seeded, so every run posts the same sequence.
 import json
 import random
 
-from services.scouting.domain import similar_text
+from services.scouting.domain import lead_alike_words, similar_words
 
 DEVICES = ["probe", "endoscope", "microscope", "camera", "laser", "sensor", "spectrometer",
            "catheter", "light source", "fibre bundle", "imaging head", "scanner", "analyser",
@@ -84,13 +84,15 @@ def bodies(count: int, *, seed: int = 7) -> list[bytes]:
     """`count` leads as JSON request bodies, none a repeat of another by the platform's rule
     (the few draws that would be are skipped), so every POST of a run is saved."""
     rng = random.Random(seed)
-    seen: dict[tuple[str, str], list[str]] = {}
+    seen: dict[tuple[str, str], list[list[str]]] = {}
     out: list[bytes] = []
     while len(out) < count:
         body = lead(rng, len(out))
-        text = f"{body['title']} {body['description']}"
+        words = lead_alike_words(cluster="", market=body["target_market"], title=body["title"],
+                                 description=body["description"],
+                                 counterpart_name=body["counterpart"]["name"])
         alike = seen.setdefault((body["target_market"], body["title"]), [])
-        if not any(similar_text(text, other) for other in alike):
-            alike.append(text)
+        if not any(similar_words(words, other) for other in alike):
+            alike.append(words)
             out.append(json.dumps(body).encode())
     return out

@@ -9,6 +9,7 @@ from services.scouting.domain import (
     duplicate_reason,
     lead_alike_words,
     organisation_key,
+    similar_words,
     title_terms,
 )
 from services.scouting.models import NewLead
@@ -125,6 +126,38 @@ async def test_a_retyped_lead_is_flagged_though_its_title_gained_small_words(
     assert flagged.status_code == 409, flagged.text
     [candidate] = flagged.json()["candidates"]
     assert (candidate["id"], candidate["why"]) == (saved.json()["id"], "similar_text")
+
+
+async def test_a_post_is_refused_as_similar_exactly_when_the_domain_rule_says_so(
+    platform: Platform,
+) -> None:
+    """The submit statement judges similar wording in SQL; it must agree with
+    `domain.similar_words` (what imports use) on both sides of the threshold."""
+    t1, t2, *d = (uuid.uuid4().hex[:8] for _ in range(11))
+    first = a_lead(title=f"{t1} {t2}", description=" ".join(d[:6]), target_market="SG",
+                   duplicate_check="warn")
+    saved = await platform.scouting.post("/v1/leads", json=first, headers=platform.auth("scout"))
+    assert saved.status_code == 201, saved.text
+    tries = {  # description of the retry: its share of the words in common
+        " ".join(d[:4]): 6 / 8,  # at the threshold
+        " ".join(d[:6] + d[6:8]): 8 / 10,
+        " ".join(d[:3] + d[6:7]): 5 / 9,
+        " ".join(d[:5] + d[6:9]): 7 / 11,
+    }
+
+    def words(lead: dict) -> list[str]:
+        return lead_alike_words(cluster="LITEK", market="SG", title=lead["title"],
+                                description=lead["description"], counterpart_name=None)
+
+    for description, share in tries.items():
+        retry = {**first, "description": description}
+        answer = await platform.scouting.post("/v1/leads", json=retry,
+                                              headers=platform.auth("scout"))
+        similar = similar_words(words(first), words(retry))
+        assert similar == (share >= 0.75)
+        assert answer.status_code == (409 if similar else 201), (share, answer.text)
+        if similar:
+            assert [c["why"] for c in answer.json()["candidates"]] == ["similar_text"]
 
 
 async def test_a_corrected_lead_is_found_by_its_new_words_not_its_old_ones(
@@ -308,18 +341,30 @@ def test_organisation_names_compare_without_legal_forms_case_or_accents() -> Non
 def test_duplicate_reasons_name_what_matched() -> None:
     from types import SimpleNamespace as Lead
 
-    new = Lead(title="Handheld OCT for ENT", description="clinics in Osaka want one",
+    def words(title: str, description: str = "") -> list[str]:
+        return lead_alike_words(cluster="KANSAI", market="JP", title=title,
+                                description=description, counterpart_name=None)
+
+    new = Lead(alike_words=words("Handheld OCT for ENT", "clinics in Osaka want one"),
                counterpart_key="optics kansai", counterpart_domain="kmo.jp")
-    assert duplicate_reason(new, Lead(title="x", description="", counterpart_key="optics kansai",
+    assert duplicate_reason(new, Lead(alike_words=words("x"), counterpart_key="optics kansai",
                                       counterpart_domain=None)) == "same_counterpart"
-    assert duplicate_reason(new, Lead(title="y", description="", counterpart_key=None,
+    assert duplicate_reason(new, Lead(alike_words=words("y"), counterpart_key=None,
                                       counterpart_domain="kmo.jp")) == "same_website"
-    assert duplicate_reason(new, Lead(title="Handheld OCT for ENT",
-                                      description="clinics in Osaka want one!",
+    assert duplicate_reason(new, Lead(alike_words=words("Handheld OCT for the ENT!",
+                                                        "Clinics in Osaka want one"),
                                       counterpart_key=None,
                                       counterpart_domain=None)) == "similar_text"
-    assert duplicate_reason(new, Lead(title="Raman probe", description="for breast surgery",
+    assert duplicate_reason(new, Lead(alike_words=words("Raman probe", "for breast surgery"),
                                       counterpart_key=None, counterpart_domain=None)) is None
+
+
+def test_similar_wording_is_three_quarters_of_the_telling_words_in_common() -> None:
+    four = ["oct", "probe", "ent", "osaka"]
+    assert similar_words(four, [*four[:3], "kobe"]) is False  # 3 of 5 words: 0.6
+    assert similar_words(four, [*four, "clinics"]) is True  # 4 of 5: 0.8
+    assert similar_words([*four[:3]], [*four[:3], "kobe"]) is True  # 3 of 4: exactly 0.75
+    assert similar_words(four, []) is False and similar_words(None, four) is False
 
 
 async def test_a_manager_deactivates_a_scout_who_then_cannot_submit(platform: Platform) -> None:

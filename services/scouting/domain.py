@@ -2,7 +2,7 @@
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -113,10 +113,6 @@ def is_stale(*, status: str, last_activity_at: datetime, now: datetime, after: t
     return status in OPEN_STATUSES and now - last_activity_at > after
 
 
-def words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
-
-
 # Words nearly every lead's text holds: looking for them finds every lead, so the duplicate
 # search neither keeps nor asks for them.
 COMMON_WORDS = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "into", "of", "on",
@@ -147,19 +143,23 @@ def lead_alike_words(*, cluster: str, market: str, title: str, description: str,
                        words=set(_TERM.findall(text)) - COMMON_WORDS)
 
 
-def similar_text(a: str, b: str, *, threshold: float = 0.75) -> bool:
-    """Near-identical wording (Jaccard over words), the way a scout re-types the same lead."""
-    wa, wb = words(a), words(b)
-    if not wa or not wb:
+# Near-identical wording: at least this share of the two leads' telling words in common
+# (Jaccard), the way a scout re-types the same lead. The submit statement asks the same in SQL.
+SIMILAR_WORDS = 0.75
+
+
+def similar_words(a: Collection[str] | None, b: Collection[str] | None) -> bool:
+    """Near-identical wording: two leads' `lead_alike_words` (one cluster and market)."""
+    if not a or not b:
         return False
-    return len(wa & wb) / len(wa | wb) >= threshold
+    wa, wb = set(a), set(b)
+    return len(wa & wb) >= SIMILAR_WORDS * len(wa | wb)
 
 
 class LeadLike(Protocol):
-    title: str
-    description: str
     counterpart_key: str | None
     counterpart_domain: str | None
+    alike_words: list[str] | None
 
 
 def duplicate_reason(new: LeadLike, old: LeadLike) -> str | None:
@@ -168,7 +168,7 @@ def duplicate_reason(new: LeadLike, old: LeadLike) -> str | None:
         return "same_counterpart"
     if new.counterpart_domain and new.counterpart_domain == old.counterpart_domain:
         return "same_website"
-    if similar_text(f"{new.title} {new.description}", f"{old.title} {old.description}"):
+    if similar_words(new.alike_words, old.alike_words):
         return "similar_text"
     return None
 

@@ -95,27 +95,29 @@ SUBMITTED_COLUMNS = (
 )
 
 
-def _submit_statement(*, unless_alike: bool = False) -> str:
+def _submit_statement(*, unless_duplicate: bool = False) -> str:
     """The lead, its first transition, its audit row and its event: one statement, so one
     round trip and atomic without a transaction. A scout key needs an active scout row (no
     row inserted otherwise); $N+1 is the scout key, NULL for other roles.
 
-    `unless_alike` first looks for leads alike (`queries.alike`, three more arguments) and
-    saves only if there are none; it returns a row `saved` or the leads alike."""
+    `unless_duplicate` first looks for leads the new one repeats (`queries.duplicates`, three
+    more arguments) and saves only if there are none; it returns a row `saved` or the
+    duplicates."""
     table = Lead.__table__
     n = len(SUBMITTED_COLUMNS)
     values = ", ".join(queries.words_array(f"${i}::text") if column == "alike_words"
                        else f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
                        for i, column in enumerate(SUBMITTED_COLUMNS, 1))
     checks = ""
-    if unless_alike:
+    if unless_duplicate:
         column = {name: f"${i}" for i, name in enumerate(SUBMITTED_COLUMNS, 1)}
-        checks = queries.alike(
+        checks = queries.duplicates(
             cluster=column["cluster"], market=column["target_market"],
-            words=f"${n + 8}::text", statuses=f"${n + 9}::text[]",
-            lookback=f"${n + 10}::interval",
+            title_words=f"${n + 8}::text", statuses=f"${n + 9}::text[]",
+            lookback=f"${n + 10}::interval", words=f"{column['alike_words']}::text",
             key=column["counterpart_key"], website=column["counterpart_domain"]) + ","
-    nulls = ", ".join(f"NULL AS {name}" for name in queries.ALIKE_COLUMNS)
+    nulls = ", ".join(f"NULL AS {name}" for name in queries.DUPLICATE_COLUMNS)
+    duplicates = "FROM duplicates WHERE why IS NOT NULL"
     return f"""
         WITH {checks} lead AS (
             INSERT INTO leads ({", ".join(SUBMITTED_COLUMNS)}, status, scout_id)
@@ -123,7 +125,7 @@ def _submit_statement(*, unless_alike: bool = False) -> str:
             FROM (SELECT ${n + 1}::uuid AS key_id) AS caller
             LEFT JOIN scouts AS scout ON scout.key_id = caller.key_id
             WHERE (caller.key_id IS NULL OR scout.active)
-              {"AND NOT EXISTS (SELECT FROM alike)" if unless_alike else ""}
+              {f"AND NOT EXISTS (SELECT {duplicates})" if unless_duplicate else ""}
             RETURNING id, scout_id, submitted_by
         ), transition AS (
             INSERT INTO lead_transitions (lead_id, from_status, to_status, by_key)
@@ -137,21 +139,22 @@ def _submit_statement(*, unless_alike: bool = False) -> str:
             FROM lead
         )
         SELECT true AS saved, scout_id, {nulls} FROM lead
-        {f"UNION ALL SELECT false, NULL, {', '.join(queries.ALIKE_COLUMNS)} FROM alike"
-         if unless_alike else ""}"""
+        {f"UNION ALL SELECT false, NULL, {', '.join(queries.DUPLICATE_COLUMNS)} {duplicates}"
+         if unless_duplicate else ""}"""
 
 
 SUBMIT = _submit_statement()
-SUBMIT_UNLESS_ALIKE = _submit_statement(unless_alike=True)
+SUBMIT_UNLESS_DUPLICATE = _submit_statement(unless_duplicate=True)
 
 
 async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
                       vault: ContactVault) -> NewLead:
-    """Save a new lead in the caller's cluster and announce it, unless it looks like a repeat.
+    """Save a new lead in the caller's cluster and announce it, unless it repeats one.
 
     The busiest write of the platform, so it is bare SQL on the asyncpg connection; every
-    statement stands alone, or joins the transaction the caller opened on `conn`. Most leads
-    resemble none: one statement looks for leads alike and, finding none, saves."""
+    statement stands alone, or joins the transaction the caller opened on `conn`. One
+    statement looks for duplicates and, finding none, saves; a scout key's first lead takes
+    a second, once its scout is registered."""
     body, caller = command.lead, command.caller
     lead = NewLead(**lead_fields(body, caller, vault=vault, now=datetime.now(UTC)))
     _, event = outbox_row(lead_submitted(lead))
@@ -159,18 +162,18 @@ async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
                  else getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
         caller.key_id if caller.role == "scout" else None, event["event_id"], event["topic"],
         event["key"], event["event_type"], json.dumps(event["headers"]), event["payload"]]
-    saved = None
     if body.duplicate_check == "warn":
-        rows = await conn.fetch(SUBMIT_UNLESS_ALIKE, *arguments, *queries.alike_arguments(lead))
-        saved = next((row for row in rows if row["saved"]), None)
-        if saved is None and rows:  # leads alike: saved below if none is a duplicate
-            if candidates := queries.duplicates_among(lead, rows, viewer=caller):
-                raise LikelyDuplicate(candidates)
-    if saved is None:
-        saved = await conn.fetchrow(SUBMIT, *arguments)
-    if saved is None:  # a scout key's first lead, or an inactive scout
+        statement = SUBMIT_UNLESS_DUPLICATE
+        arguments += queries.duplicate_arguments(lead)
+    else:
+        statement = SUBMIT
+    rows = await conn.fetch(statement, *arguments)
+    if not rows:  # neither saved nor a duplicate: a scout key's first lead, or an inactive scout
         await register_scout(conn, caller)
-        saved = await conn.fetchrow(SUBMIT, *arguments)
+        rows = await conn.fetch(statement, *arguments)
+    saved = next((row for row in rows if row["saved"]), None)
+    if saved is None:
+        raise LikelyDuplicate(queries.shown_to(caller, rows))
     lead.status, lead.status_reason, lead.duplicate_of = "submitted", None, None
     lead.scout_id = saved["scout_id"]
     return lead

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scouting import domain, imports, queries
 from services.scouting.models import Lead, NewLead
 
-CANDIDATE_COLUMNS = ("id", "title", "description", "target_market", "counterpart_key",
-                     "counterpart_domain", "submitted_at")
+CANDIDATE_COLUMNS = ("id", "target_market", "counterpart_key", "counterpart_domain",
+                     "alike_words", "submitted_at")
 SAVED = Lead.__table__
 
 

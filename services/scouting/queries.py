@@ -4,7 +4,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -36,8 +36,8 @@ async def transitions(db: Database, lead_id: UUID) -> list[LeadTransition]:
 CANDIDATES_PER_LEAD = 50  # the newest alike leads looked at
 DUPLICATES_REPORTED = 10  # of which at most this many are named
 
-ALIKE_COLUMNS = ("id", "title", "description", "status", "cluster", "target_market",
-                 "submitted_by", "counterpart_key", "counterpart_domain", "submitted_at")
+# What `duplicates` tells of each duplicate.
+DUPLICATE_COLUMNS = ("id", "title", "status", "cluster", "submitted_by", "submitted_at", "why")
 
 
 # Words travel to the statements as one text, a word a line, split again in SQL: a list
@@ -55,38 +55,64 @@ def words_array(text: str) -> str:
     return f"string_to_array({text}, E'\\n')"
 
 
-def alike(*, cluster: str, market: str, statuses: str, lookback: str, words: str, key: str,
-          website: str) -> str:
-    """Two CTEs, `hits` and `alike`: the newest open leads of the cluster and market that share
-    the counterpart, the website, or every telling word of the title (`words`, scoped as
-    `domain.alike_words` scopes them; arguments: the SQL of each value, a parameter);
-    `domain.duplicate_reason` decides which are duplicates.
+def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title_words: str,
+               words: str, key: str, website: str) -> str:
+    """Three CTEs ending in `duplicates`: the newest open leads of the cluster and market alike
+    a lead, each with the reason `domain.duplicate_reason` would give (`why`). Arguments: the
+    SQL of each value, a parameter; `title_words` and `words` are `words_text` of the lead's
+    title words and of its `alike_words`.
 
-    The hits come from the three indexes, then each is fetched by its id alone (OFFSET 0 keeps
-    the other conditions out of that lookup) and kept if of the cluster and market. Left to
-    choose, a planner would read every lead of the cluster and market instead, as soon as its
-    statistics (or the table, when a cached plan was made) were small."""
-    columns = ", ".join(ALIKE_COLUMNS)
+    Leads alike share the counterpart, the website, or every telling word of the title; they
+    come from the three indexes alone, and only then are kept if of the cluster and market
+    (MATERIALIZED keeps those conditions out of the lookup). Left to choose, a planner would
+    read every lead of the cluster and market instead, as soon as its statistics (or the
+    table, when a cached plan was made) were small. Of the newest alike, the reason is
+    decided here, so that a lead with look-alikes but no duplicate is saved by the same
+    statement: `why` mirrors `domain.duplicate_reason`, and is NULL for a lead only alike."""
     return f"""
         hits AS MATERIALIZED (
-            SELECT id FROM leads WHERE alike_words @> {words_array(words)}
-            UNION SELECT id FROM leads WHERE counterpart_key = {key}
-            UNION SELECT id FROM leads WHERE counterpart_domain = {website}
+            SELECT id, title, status, cluster, target_market, submitted_by, submitted_at,
+                   counterpart_key, counterpart_domain, alike_words
+            FROM leads WHERE alike_words @> {words_array(title_words)}
+                          OR counterpart_key = {key} OR counterpart_domain = {website}
         ), alike AS (
-            SELECT lead.* FROM hits, LATERAL (
-                SELECT {columns} FROM leads WHERE leads.id = hits.id OFFSET 0
-            ) AS lead
-            WHERE lead.cluster = {cluster} AND lead.target_market = {market}
-              AND lead.status = ANY({statuses}) AND lead.submitted_at > now() - {lookback}
-            ORDER BY lead.submitted_at DESC
+            SELECT * FROM hits
+            WHERE cluster = {cluster} AND target_market = {market}
+              AND status = ANY({statuses}) AND submitted_at > now() - {lookback}
+            ORDER BY submitted_at DESC
             LIMIT {CANDIDATES_PER_LEAD}
+        ), duplicates AS (
+            SELECT id, title, status, cluster, submitted_by, submitted_at, CASE
+                WHEN counterpart_key = {key} THEN 'same_counterpart'
+                WHEN counterpart_domain = {website} THEN 'same_website'
+                WHEN {_similar("alike_words", words_array(words))} THEN 'similar_text'
+            END AS why
+            FROM alike
         )"""
 
 
+def _similar(old: str, new: str) -> str:
+    """`domain.similar_words` in SQL, for two arrays of distinct words: shared / (old + new -
+    shared) >= t, written as (1 + t) * shared >= t * (old + new) so that the shared words are
+    counted once; `new` (the SQL of an array) is evaluated once per statement."""
+    shared = (f"(SELECT count(*) FROM unnest({old}) AS word "
+              f"WHERE word = ANY ((SELECT {new})::text[]))")
+    share = domain.SIMILAR_WORDS
+    return (f"{1 + share} * {shared} >= "
+            f"{share} * (cardinality({old}) + cardinality((SELECT {new})))")
+
+
 DUPLICATE_CANDIDATES = f"""
-    WITH {alike(cluster="$1", market="$2", statuses="$3::text[]", lookback="$4::interval",
-                words="$5::text", key="$6", website="$7")}
-    SELECT * FROM alike ORDER BY submitted_at DESC"""
+    WITH {duplicates(cluster="$1", market="$2", statuses="$3::text[]", lookback="$4::interval",
+                     title_words="$5::text", words="$6::text", key="$7", website="$8")}
+    SELECT * FROM duplicates WHERE why IS NOT NULL ORDER BY submitted_at DESC"""
+
+
+class Owner(NamedTuple):
+    """Whose a lead is, as `domain.visible_to` asks."""
+
+    cluster: str
+    submitted_by: UUID
 
 
 def title_words(lead: NewLead) -> list[str] | None:
@@ -96,35 +122,35 @@ def title_words(lead: NewLead) -> list[str] | None:
                               words=dict.fromkeys(domain.title_terms(lead.title))) or None
 
 
-def alike_arguments(lead: NewLead) -> list[Any]:
-    """The values `alike` needs besides the lead's own columns."""
+def duplicate_arguments(lead: NewLead) -> list[Any]:
+    """The values `duplicates` needs besides the lead's own columns."""
     return [words_text(title_words(lead)), list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK]
 
 
 async def duplicate_candidates(
     conn: asyncpg.Connection, lead: NewLead, *, viewer: Caller
 ) -> list[dict[str, Any]]:
-    """Open leads of the same cluster and market that look like `lead`, with the reason."""
-    words, statuses, lookback = alike_arguments(lead)
+    """Open leads of the same cluster and market that repeat `lead`, with the reason."""
+    title, statuses, lookback = duplicate_arguments(lead)
     rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market, statuses,
-                            lookback, words, lead.counterpart_key, lead.counterpart_domain)
-    return duplicates_among(lead, rows, viewer=viewer)
+                            lookback, title, words_text(lead.alike_words), lead.counterpart_key,
+                            lead.counterpart_domain)
+    return shown_to(viewer, rows)
 
 
-def duplicates_among(lead: NewLead, rows: list[asyncpg.Record], *,
-                     viewer: Caller) -> list[dict[str, Any]]:
-    """The rows (leads alike, newest first) that are duplicates of `lead`, with the reason.
+def shown_to(viewer: Caller, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    """Duplicates (rows of `duplicates`, newest first) as the viewer may see them.
 
     A scout learns that a colleague reported something alike, not which lead: its id and
     title are withheld (the cluster's managers see both and can link the two)."""
     found = []
-    for old in (NewLead(**{c: row[c] for c in ALIKE_COLUMNS}) for row in rows):
-        if why := domain.duplicate_reason(lead, old):
-            shown = domain.visible_to(old, viewer)
-            found.append({"id": old.id if shown else None,
-                          "title": old.title if shown else WITHHELD,
-                          "status": old.status, "why": why})
-    return found[:DUPLICATES_REPORTED]
+    newest = sorted(rows, key=lambda row: row["submitted_at"], reverse=True)
+    for row in newest[:DUPLICATES_REPORTED]:
+        shown = domain.visible_to(Owner(row["cluster"], row["submitted_by"]), viewer)
+        found.append({"id": row["id"] if shown else None,
+                      "title": row["title"] if shown else WITHHELD,
+                      "status": row["status"], "why": row["why"]})
+    return found
 
 
 @dataclass(frozen=True)
