@@ -131,7 +131,7 @@ class Lead(SQLModel, table=True):
     last_activity_at: datetime = sqlmodel.Field(sa_column=_utc("last_activity_at", nullable=False))
     # domain.alike_words of its telling words: what the duplicate search finds it by.
     alike_words: list[str] | None = sqlmodel.Field(
-        default=None, sa_column=Column("alike_words", ARRAY(sa.Text)))
+        default=None, sa_column=Column("alike_words", ARRAY(sa.Text(collation="C"))))
     search: str | None = sqlmodel.Field(default=None, sa_column=Column(
         "search", TSVECTOR, sa.Computed(
             "to_tsvector('simple', coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
