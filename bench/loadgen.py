@@ -163,7 +163,7 @@ class _LeanPost:
 
 
 async def _step(url: str, headers: dict[str, str], body: bytes | list[bytes], rate: float,
-                duration: float, start_wall: float, max_inflight: int, timeout: float,
+                duration: float, start_wall: float, max_inflight: int, request_timeout: float,
                 client_kind: str, tag: str, tokens: list[str] | None) -> dict[str, Any]:
     if urlsplit(url).hostname not in LOOPBACK:
         raise ValueError(f"refusing a non-loopback target: {url}")
@@ -174,7 +174,7 @@ async def _step(url: str, headers: dict[str, str], body: bytes | list[bytes], ra
     late = 0.0  # worst lateness of a send vs its schedule, seconds
     done = asyncio.Event()
     kind = {"httpx": _HttpxPost, "lean": _LeanPost}[client_kind]
-    client = kind(url, headers, max_inflight, timeout)
+    client = kind(url, headers, max_inflight, request_timeout)
     try:
 
         async def one(index: int) -> None:
@@ -219,7 +219,7 @@ async def _step(url: str, headers: dict[str, str], body: bytes | list[bytes], ra
         sent_until = time.time()
         if inflight:
             try:
-                await asyncio.wait_for(done.wait(), timeout + 5)
+                await asyncio.wait_for(done.wait(), request_timeout + 5)
             except TimeoutError:
                 pass
         cpu = _cpu_seconds() - cpu0

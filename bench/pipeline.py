@@ -331,8 +331,8 @@ class Bench:
                 proc.kill()
                 proc.wait()
 
-    async def wait_ready(self, name: str, url: str, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_ready(self, name: str, url: str, within_s: float = 90.0) -> None:
+        deadline = time.monotonic() + within_s
         async with httpx.AsyncClient(timeout=3.0) as client:
             while True:
                 proc = self.procs[name]
@@ -347,7 +347,7 @@ class Bench:
                     pass
                 if time.monotonic() > deadline:
                     tail = (self.logdir / f"{name}.log").read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"{name} not ready at {url} within {timeout}s:\n{tail}")
+                    raise RuntimeError(f"{name} not ready at {url} within {within_s}s:\n{tail}")
                 await asyncio.sleep(0.2)
 
     def check_alive(self) -> None:
