@@ -1,8 +1,8 @@
 """Bulk import, the duplicate check: POST's check, for a batch of rows at once.
 
 A POST looks for open leads of its cluster and market with the same counterpart key or domain,
-or with every telling word of its title (`queries.title_words`), and lets
-`domain.duplicate_reason` decide. An import asks the same for a whole batch in two queries
+or with every telling word of its title (`queries.title_words`), and judges them as
+`domain.duplicate_reason` does (in SQL). An import asks the same for a whole batch in two queries
 (counterparts by index, titles by the GIN index on `alike_words`), and finds rows accepted
 earlier in the same batch, not yet saved, in memory the same way (the same words).
 """
