@@ -47,6 +47,11 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
     return engine
 
 
+# The hot path's sessions: generic plans kept, no JIT, no sequential scans (see `connection`).
+HOT_PATH_SETTINGS = {"plan_cache_mode": "force_generic_plan", "jit": "off",
+                     "enable_seqscan": "off"}
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Nothing to undo when a hot-path connection goes back (asyncpg's default would spend a
     round trip on it): its statements change no session state, and asyncpg itself rolls back
@@ -102,9 +107,7 @@ class Database:
                     self._hot_pool = await asyncpg.create_pool(
                         self._settings.service_database_url(self.service), min_size=0,
                         max_size=self._settings.db_pool_size, reset=_keep_session,
-                        server_settings={"search_path": self.service, "jit": "off",
-                                         "plan_cache_mode": "force_generic_plan",
-                                         "enable_seqscan": "off"})
+                        server_settings={"search_path": self.service, **HOT_PATH_SETTINGS})
         return self._hot_pool
 
     async def ping(self) -> None:

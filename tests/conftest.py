@@ -36,6 +36,15 @@ def _database_url(name: str) -> str:
     return urlunsplit(urlsplit(SERVER_URL)._replace(path=f"/{name}"))
 
 
+async def drop_database(name: str) -> None:
+    """Drop a database a test made, connections and all."""
+    conn = await asyncpg.connect(_database_url("postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def broker() -> EmbeddedBroker:
     broker = EmbeddedBroker()
@@ -57,11 +66,7 @@ async def settings(broker: EmbeddedBroker) -> AsyncIterator[Settings]:
     )
     await migrate_all(settings)
     yield settings
-    conn = await asyncpg.connect(_database_url("postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(name)
 
 
 @dataclass

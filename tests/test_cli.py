@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Platform, _database_url
+from tests.conftest import Platform, _database_url, drop_database
 
 GVN = [sys.executable, "-m", "shared.cli"]
 PORTS = (8001, 8002, 8003, 8004)
@@ -82,7 +82,7 @@ async def test_gvn_up_runs_the_whole_platform_and_ctrl_c_stops_all_of_it(
     finally:
         if up.poll() is None:
             up.kill()
-        await _drop(name)
+        await drop_database(name)
 
 
 def _read_until(process: subprocess.Popen[str], marker: str) -> list[str]:
@@ -93,12 +93,3 @@ def _read_until(process: subprocess.Popen[str], marker: str) -> list[str]:
             return lines
     raise AssertionError("gvn up ended early:\n" + "".join(lines))
 
-
-async def _drop(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_database_url("postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()

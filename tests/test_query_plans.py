@@ -9,9 +9,10 @@ import uuid
 import asyncpg
 
 from services.scouting import handlers, queries
+from shared.db import HOT_PATH_SETTINGS
 from shared.migrations import migrate_all
 from shared.settings import Settings
-from tests.conftest import _database_url
+from tests.conftest import _database_url, drop_database
 
 HOT_STATEMENTS = {"duplicate check": queries.DUPLICATE_CANDIDATES, "submit": handlers.SUBMIT,
                   "submit unless duplicate": handlers.SUBMIT_UNLESS_DUPLICATE}
@@ -33,16 +34,13 @@ async def test_the_posts_statements_find_leads_by_index_in_plans_made_on_an_empt
 ) -> None:
     name = f"gvn_plans_{uuid.uuid4().hex[:8]}"
     await migrate_all(settings.model_copy(update={"database_url": _database_url(name)}))
-    conn = await asyncpg.connect(_database_url(name), server_settings={  # as the hot pool's
-        "search_path": "scouting", "plan_cache_mode": "force_generic_plan",
-        "enable_seqscan": "off"})
+    conn = await asyncpg.connect(_database_url(name), server_settings={
+        "search_path": "scouting", **HOT_PATH_SETTINGS})
     try:
         plans = {label: await cached_plan(conn, sql) for label, sql in HOT_STATEMENTS.items()}
     finally:
         await conn.close()
-        admin = await asyncpg.connect(_database_url("postgres"))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(name)
     for label, plan in plans.items():
         assert "Seq Scan" not in plan, f"{label}:\n{plan}"
     for check in (plans["duplicate check"], plans["submit unless duplicate"]):

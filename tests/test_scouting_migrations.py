@@ -8,7 +8,7 @@ import asyncpg
 from services.scouting import domain
 from shared.migrations import bootstrap, upgrade
 from shared.settings import Settings
-from tests.conftest import _database_url
+from tests.conftest import _database_url, drop_database
 
 
 async def test_leads_saved_before_the_scoped_words_get_them_as_a_new_lead_would(
@@ -31,9 +31,7 @@ async def test_leads_saved_before_the_scoped_words_get_them_as_a_new_lead_would(
         saved = await conn.fetchval("SELECT alike_words FROM leads")
     finally:
         await conn.close()
-        admin = await asyncpg.connect(_database_url("postgres"))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(name)
     assert sorted(saved) == sorted(domain.lead_alike_words(
         cluster="LITEK", market="SG", title=title, description=description,
         counterpart_name="Optima AG"))

@@ -94,11 +94,11 @@ async def _title_words(session: AsyncSession,
                        leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
     """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding
     every telling word of its title."""
-    with_words = [lead for lead in leads if queries.title_words(lead)]
+    with_words = [(lead, words) for lead in leads if (words := queries.title_words(lead))]
     given = sa.func.unnest(
-        _texts([str(lead.id) for lead in with_words]),
-        _texts([queries.words_text(queries.title_words(lead)) for lead in with_words]),
-        _texts([lead.target_market for lead in with_words]),
+        _texts([str(lead.id) for lead, _ in with_words]),
+        _texts([queries.words_text(words) for _, words in with_words]),
+        _texts([lead.target_market for lead, _ in with_words]),
     ).table_valued("lead_id", "words", "market").render_derived(name="given")
     # OFFSET 0 keeps the word match a query of its own, run on the GIN index, rather than a
     # filter over every lead of the market.

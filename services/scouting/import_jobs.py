@@ -137,19 +137,18 @@ async def store_batch(tx: Transaction, job_id: UUID, rows: list[imports.Row]) ->
     """Save a batch's accepted leads and rejections; the job's counters move with them."""
     await import_duplicates.reject_duplicates(tx.session, rows)
     await _save_accepted(tx, [row for row in rows if row.lead])
-    leads = [row.lead for row in rows if row.lead]
+    accepted = [{"import_id": job_id, "row_number": row.number, "lead_id": row.lead.id}
+                for row in rows if row.lead]  # a row the database refused has no lead now
     rejected = [{"import_id": job_id, "row_number": row.number, "errors": row.errors}
                 for row in rows if row.lead is None]
-    if leads:
-        await tx.session.execute(sa.insert(LeadImportRow.__table__), [
-            {"import_id": job_id, "row_number": row.number, "lead_id": row.lead.id}
-            for row in rows if row.lead])
+    if accepted:
+        await tx.session.execute(sa.insert(LeadImportRow.__table__), accepted)
     if rejected:
         await tx.session.execute(sa.insert(LeadImportRejection.__table__), rejected)
     counted = await tx.session.execute(
         sa.update(LeadImport).where(LeadImport.id == job_id, LeadImport.status == "running")
         .values(rows_processed=LeadImport.rows_processed + len(rows),
-                rows_accepted=LeadImport.rows_accepted + len(leads),
+                rows_accepted=LeadImport.rows_accepted + len(accepted),
                 rows_rejected=LeadImport.rows_rejected + len(rejected)))
     if counted.rowcount != 1:
         raise JobGone(job_id)  # the batch rolls back: nothing saved beyond the counts

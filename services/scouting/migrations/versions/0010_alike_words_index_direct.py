@@ -3,8 +3,9 @@
 Every POST asks the `alike_words` index for leads alike. With a pending list (0009), each
 search also read the whole list, comparing words by the database's collation: the search was
 nearly a quarter of the Postgres instructions of a POST, most of it in the pending list, more
-than writing each lead's words into the index at once costs. The words are codes of a search, never sorted for people, so collation "C" compares
-them as bytes: cheaper in every search and every insert.
+than writing each lead's words into the index at once costs. The words are codes of a search,
+never sorted for people, so collation "C" compares them as bytes: cheaper in every search and
+every insert.
 
 Postgres instructions per POST at 20,000 leads, counted by callgrind over 2,000 POSTs (the
 method of bench/postgres_instructions.py): 3.73 M before, 3.25 M after.
