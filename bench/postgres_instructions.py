@@ -149,7 +149,7 @@ def instructions(folder: Path) -> int:
 
 
 async def counted_run(server: Server, snapshot: Path, broker: str, *, skip: int,
-                      count: int) -> int:
+                      count: int, keep: Path | None = None) -> int:
     """Postgres instructions for WARM_UP + count POSTs on a fresh copy of the snapshot."""
     shutil.rmtree(server.data)
     server.run("cp", "-a", str(snapshot), str(server.data))  # owned by the server's user
@@ -162,10 +162,12 @@ async def counted_run(server: Server, snapshot: Path, broker: str, *, skip: int,
                              counts=[(WARM_UP, 4)] + ([(count, 4)] if count else []))
         finally:
             server.stop()
+        if keep:
+            shutil.copytree(out, keep, dirs_exist_ok=True)
         return instructions(Path(out))
 
 
-async def main(leads: int, count: int, sql: str) -> int:
+async def main(leads: int, count: int, sql: str, keep: Path | None) -> int:
     if not shutil.which("valgrind"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
@@ -187,7 +189,8 @@ async def main(leads: int, count: int, sql: str) -> int:
         snapshot = folder / "snapshot"
         server.run("cp", "-a", str(server.data), str(snapshot))
         base = await counted_run(server, snapshot, broker.bootstrap, skip=leads, count=0)
-        total = await counted_run(server, snapshot, broker.bootstrap, skip=leads, count=count)
+        total = await counted_run(server, snapshot, broker.bootstrap, skip=leads, count=count,
+                                  keep=keep)
         per_post = (total - base) // count
         print(f"{count} POSTs at {leads} leads: {per_post:,} Postgres instructions per POST "
               f"(all processes; {base:,} for start-up and {WARM_UP} warm-up POSTs)")
@@ -206,5 +209,7 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=1_000, help="POSTs counted")
     parser.add_argument("--sql", default="", help="SQL run after the migrations, in schema "
                         "scouting (an index option to try, say)")
+    parser.add_argument("--keep", type=Path, help="copy the counted run's callgrind files here "
+                        "(callgrind_annotate reads them)")
     args = parser.parse_args()
-    sys.exit(uvloop.run(main(args.leads, args.count, args.sql)))
+    sys.exit(uvloop.run(main(args.leads, args.count, args.sql, args.keep)))
