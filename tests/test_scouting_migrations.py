@@ -11,7 +11,7 @@ from shared.settings import Settings
 from tests.conftest import _database_url, drop_database
 
 
-async def test_leads_saved_before_the_scoped_words_get_them_as_a_new_lead_would(
+async def test_leads_saved_before_the_duplicate_search_words_get_them_as_a_new_lead_would(
     settings: Settings,
 ) -> None:
     name = f"gvn_migrate_{uuid.uuid4().hex[:8]}"
@@ -21,17 +21,25 @@ async def test_leads_saved_before_the_scoped_words_get_them_as_a_new_lead_would(
     conn = await asyncpg.connect(_database_url(name), server_settings={"search_path": "scouting"})
     try:
         title, description = "OCT probe for the ENT clinics", "Zürich hospitals want near-infrared"
-        await conn.execute(
-            "INSERT INTO leads (id, kind, title, description, target_market, application_areas, "
-            "technologies, evidence_links, counterpart_name, urgency, status, cluster, "
-            "submitted_by, submitted_at, last_activity_at) VALUES ($1, 'market_need', $2, $3, "
-            "'SG', '{}', '{}', '{}', 'Optima AG', 'medium', 'submitted', 'LITEK', $4, now(), "
-            "now())", uuid.uuid4(), title, description, uuid.uuid4())
+        for lead_title in (title, "For the"):
+            await conn.execute(
+                "INSERT INTO leads (id, kind, title, description, target_market, "
+                "application_areas, technologies, evidence_links, counterpart_name, urgency, "
+                "status, cluster, submitted_by, submitted_at, last_activity_at) VALUES ($1, "
+                "'market_need', $2, $3, 'SG', '{}', '{}', '{}', 'Optima AG', 'medium', "
+                "'submitted', 'LITEK', $4, now(), now())",
+                uuid.uuid4(), lead_title, description, uuid.uuid4())
         await asyncio.to_thread(upgrade, older, "scouting", "head")
-        saved = await conn.fetchval("SELECT alike_words FROM leads")
+        saved = {row["title"]: row for row in await conn.fetch(
+            "SELECT title, title_words, alike_words FROM leads")}
     finally:
         await conn.close()
         await drop_database(name)
-    assert sorted(saved) == sorted(domain.lead_alike_words(
+    assert sorted(saved[title]["alike_words"]) == sorted(domain.lead_alike_words(
         cluster="LITEK", market="SG", title=title, description=description,
         counterpart_name="Optima AG"))
+    assert sorted(saved[title]["title_words"]) == sorted(domain.lead_title_words(
+        cluster="LITEK", market="SG", title=title))
+    # Small words alone: no words, as a new lead stores them (an empty array would be held by
+    # every lead's words).
+    assert saved["For the"]["title_words"] is None

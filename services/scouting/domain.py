@@ -134,10 +134,16 @@ def alike_words(*, cluster: str, market: str, words: Iterable[str]) -> list[str]
     return [scope + word for word in words]
 
 
+def lead_title_words(*, cluster: str, market: str, title: str) -> list[str]:
+    """What the duplicate search finds a lead by: the telling words of its title, scoped to
+    its cluster and market. A look-alike's title holds every one of them."""
+    return alike_words(cluster=cluster, market=market, words=dict.fromkeys(title_terms(title)))
+
+
 def lead_alike_words(*, cluster: str, market: str, title: str, description: str,
                      counterpart_name: str | None) -> list[str]:
-    """What the duplicate search finds a lead by: the telling words of its title, description
-    and counterpart, scoped to its cluster and market."""
+    """What near-identical wording is judged on: the telling words of a lead's title,
+    description and counterpart, scoped to its cluster and market."""
     text = f"{title} {description} {counterpart_name or ''}".lower()
     return alike_words(cluster=cluster, market=market,
                        words=set(_TERM.findall(text)) - COMMON_WORDS)

@@ -1,9 +1,9 @@
 """Bulk import, the duplicate check: POST's check, for a batch of rows at once.
 
 A POST looks for open leads of its cluster and market with the same counterpart key or domain,
-or with every telling word of its title (`queries.title_words`), and judges them as
+or with every telling word of its title in their titles (`title_words`), and judges them as
 `domain.duplicate_reason` does (in SQL). An import asks the same for a whole batch in two queries
-(counterparts by index, titles by the GIN index on `alike_words`), and finds rows accepted
+(counterparts by index, titles by the GIN index on `title_words`), and finds rows accepted
 earlier in the same batch, not yet saved, in memory the same way (the same words).
 """
 
@@ -93,8 +93,8 @@ async def _same_counterpart(session: AsyncSession,
 async def _title_words(session: AsyncSession,
                        leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
     """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding
-    every telling word of its title."""
-    with_words = [(lead, words) for lead in leads if (words := queries.title_words(lead))]
+    every telling word of its title in their titles."""
+    with_words = [(lead, lead.title_words) for lead in leads if lead.title_words]
     given = sa.func.unnest(
         _texts([str(lead.id) for lead, _ in with_words]),
         _texts([queries.words_text(words) for _, words in with_words]),
@@ -102,7 +102,7 @@ async def _title_words(session: AsyncSession,
     ).table_valued("lead_id", "words", "market").render_derived(name="given")
     # OFFSET 0 keeps the word match a query of its own, run on the GIN index, rather than a
     # filter over every lead of the market.
-    hits = (sa.select(SAVED).where(SAVED.c.alike_words.contains(
+    hits = (sa.select(SAVED).where(SAVED.c.title_words.contains(
         sa.func.string_to_array(given.c.words, queries.WORD_SEPARATOR, type_=ARRAY(sa.Text))))
         .offset(0).correlate(given).subquery("hits"))
     newest = (sa.select(*(hits.c[name] for name in CANDIDATE_COLUMNS))
@@ -133,14 +133,14 @@ class BatchLeads:
     def add(self, lead: NewLead) -> None:
         position = len(self.leads)
         self.leads.append(lead)
-        for hint in _hints(lead, words=set(lead.alike_words)):
+        for hint in _hints(lead, words=set(lead.title_words or ())):
             self.index[hint].add(position)
 
     def like(self, lead: NewLead) -> list[NewLead]:
         """Candidates for `lead`, newest first."""
         market = lead.target_market
         title = [self.index.get((market, "word", word), set())
-                 for word in queries.title_words(lead) or ()]
+                 for word in lead.title_words or ()]
         hits = set.intersection(*title) if title else set()
         for hint in _hints(lead, words=set()):
             hits |= self.index.get(hint, set())

@@ -129,7 +129,10 @@ class Lead(SQLModel, table=True):
     submitted_by: UUID
     submitted_at: datetime = sqlmodel.Field(sa_column=_utc("submitted_at", nullable=False))
     last_activity_at: datetime = sqlmodel.Field(sa_column=_utc("last_activity_at", nullable=False))
-    # domain.alike_words of its telling words: what the duplicate search finds it by.
+    # What the duplicate search finds it by (domain.lead_title_words, GIN-indexed) and judges
+    # its wording on (domain.lead_alike_words).
+    title_words: list[str] | None = sqlmodel.Field(
+        default=None, sa_column=Column("title_words", ARRAY(sa.Text(collation="C"))))
     alike_words: list[str] | None = sqlmodel.Field(
         default=None, sa_column=Column("alike_words", ARRAY(sa.Text(collation="C"))))
     search: str | None = sqlmodel.Field(default=None, sa_column=Column(

@@ -60,9 +60,10 @@ def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title
     """Three CTEs ending in `duplicates`: the newest open leads of the cluster and market alike
     a lead, each with the reason `domain.duplicate_reason` would give (`why`). Arguments: the
     SQL of each value, a parameter; `title_words` and `words` are `words_text` of the lead's
-    title words and of its `alike_words`.
+    `title_words` and `alike_words`.
 
-    Leads alike share the counterpart, the website, or every telling word of the title; they
+    Leads alike share the counterpart, the website, or every telling word of the title (in
+    their own titles: only title words are indexed, a quarter of a lead's words); they
     come from the three indexes alone, and only then are kept if of the cluster and market
     (MATERIALIZED keeps those conditions out of the lookup). Left to choose, a planner would
     read every lead of the cluster and market instead, as soon as its statistics (or the
@@ -73,7 +74,7 @@ def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title
         hits AS MATERIALIZED (
             SELECT id, title, status, cluster, target_market, submitted_by, submitted_at,
                    counterpart_key, counterpart_domain, alike_words
-            FROM leads WHERE alike_words @> {words_array(title_words)}
+            FROM leads WHERE title_words @> {words_array(title_words)}
                           OR counterpart_key = {key} OR counterpart_domain = {website}
         ), alike AS (
             SELECT * FROM hits
@@ -115,25 +116,17 @@ class Owner(NamedTuple):
     submitted_by: UUID
 
 
-def title_words(lead: NewLead) -> list[str] | None:
-    """The scoped words every look-alike of `lead` holds; None if its title has no telling
-    word (an empty list would be held by every lead)."""
-    return domain.alike_words(cluster=lead.cluster, market=lead.target_market,
-                              words=dict.fromkeys(domain.title_terms(lead.title))) or None
-
-
-def duplicate_arguments(lead: NewLead) -> list[Any]:
-    """The values `duplicates` needs besides the lead's own columns."""
-    return [words_text(title_words(lead)), list(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK]
+# The values `duplicates` takes besides the lead's own columns: the open statuses, how far back.
+DUPLICATE_SCOPE = (sorted(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK)
 
 
 async def duplicate_candidates(
     conn: asyncpg.Connection, lead: NewLead, *, viewer: Caller
 ) -> list[dict[str, Any]]:
     """Open leads of the same cluster and market that repeat `lead`, with the reason."""
-    title, statuses, lookback = duplicate_arguments(lead)
-    rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market, statuses,
-                            lookback, title, words_text(lead.alike_words), lead.counterpart_key,
+    rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market,
+                            *DUPLICATE_SCOPE, words_text(lead.title_words),
+                            words_text(lead.alike_words), lead.counterpart_key,
                             lead.counterpart_domain)
     return shown_to(viewer, rows)
 
