@@ -78,6 +78,15 @@ async def post(app, body: bytes, token: str) -> int:  # noqa: ANN001 - an ASGI a
     return status
 
 
+async def wal_position(url: str) -> int:
+    """Where the server's write-ahead log stands, in bytes (the whole server's: run it alone)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
+    finally:
+        await conn.close()
+
+
 async def callgrind(instrument: str) -> None:
     """Turn callgrind's instrumentation of this process on or off."""
     control = await asyncio.create_subprocess_exec(
@@ -134,6 +143,7 @@ async def main(count: int, concurrency: int, profile: bool, under_callgrind: boo
             if under_callgrind:
                 await callgrind("on")
             profiler = cProfile.Profile() if profile else None
+            wal_before = await wal_position(settings.database_url)
             pg_before, cpu_before, began = postgres_cpu_seconds(), time.process_time(), time.time()
             if profiler:
                 profiler.enable()
@@ -145,16 +155,19 @@ async def main(count: int, concurrency: int, profile: bool, under_callgrind: boo
             if under_callgrind:
                 await callgrind("off")
             pg = postgres_cpu_seconds() - pg_before
+            wal = await wal_position(settings.database_url) - wal_before
         statuses = [status for statuses in done for status in statuses]
         n = len(statuses)
         if profiler:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         print(f"{n} POSTs ({statuses.count(201)} created), {concurrency} at a time: "
               f"scouting {cpu / n * 1000:.2f} ms CPU/request, Postgres {pg / n * 1000:.2f} ms "
-              f"CPU/request, {n / wall:.0f} requests/s in-process")
+              f"CPU/request, {wal / n / 1024:.1f} kB of WAL/request (every commit waits for its "
+              f"WAL to reach the disk), {n / wall:.0f} requests/s in-process")
         print(json.dumps({"requests": n, "created": statuses.count(201),
                           "app_cpu_ms_per_request": round(cpu / n * 1000, 3),
-                          "postgres_cpu_ms_per_request": round(pg / n * 1000, 3)}))
+                          "postgres_cpu_ms_per_request": round(pg / n * 1000, 3),
+                          "wal_bytes_per_request": wal // n}))
         return 0 if statuses.count(201) == n else 1
     finally:
         broker.stop()
