@@ -88,8 +88,7 @@ def bodies(count: int, *, seed: int = 7) -> list[bytes]:
     out: list[bytes] = []
     while len(out) < count:
         body = lead(rng, len(out))
-        words = lead_alike_words(cluster="", market=body["target_market"], title=body["title"],
-                                 description=body["description"],
+        words = lead_alike_words(title=body["title"], description=body["description"],
                                  counterpart_name=body["counterpart"]["name"])
         alike = seen.setdefault((body["target_market"], body["title"]), [])
         if not any(similar_words(words, other) for other in alike):

@@ -36,8 +36,7 @@ async def test_leads_saved_before_the_duplicate_search_words_get_them_as_a_new_l
         await conn.close()
         await drop_database(name)
     assert sorted(saved[title]["alike_words"]) == sorted(domain.lead_alike_words(
-        cluster="LITEK", market="SG", title=title, description=description,
-        counterpart_name="Optima AG"))
+        title=title, description=description, counterpart_name="Optima AG"))
     assert sorted(saved[title]["title_words"]) == sorted(domain.lead_title_words(
         cluster="LITEK", market="SG", title=title))
     # Small words alone: no words, as a new lead stores them (an empty array would be held by

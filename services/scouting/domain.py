@@ -126,7 +126,7 @@ def title_terms(title: str) -> list[str]:
     return [w for w in _TERM.findall(title.lower()) if w not in COMMON_WORDS]
 
 
-def alike_words(*, cluster: str, market: str, words: Iterable[str]) -> list[str]:
+def scoped_words(*, cluster: str, market: str, words: Iterable[str]) -> list[str]:
     """Words (each once) as the duplicate search keeps and asks for them, scoped to a cluster
     and market ('LITEK/SG/oct'): it only ever compares leads of one cluster and market, so a
     word the whole programme uses costs a search only the leads of that market."""
@@ -137,16 +137,15 @@ def alike_words(*, cluster: str, market: str, words: Iterable[str]) -> list[str]
 def lead_title_words(*, cluster: str, market: str, title: str) -> list[str]:
     """What the duplicate search finds a lead by: the telling words of its title, scoped to
     its cluster and market. A look-alike's title holds every one of them."""
-    return alike_words(cluster=cluster, market=market, words=dict.fromkeys(title_terms(title)))
+    return scoped_words(cluster=cluster, market=market, words=dict.fromkeys(title_terms(title)))
 
 
-def lead_alike_words(*, cluster: str, market: str, title: str, description: str,
-                     counterpart_name: str | None) -> list[str]:
+def lead_alike_words(*, title: str, description: str, counterpart_name: str | None) -> list[str]:
     """What near-identical wording is judged on: the telling words of a lead's title,
-    description and counterpart, scoped to its cluster and market."""
+    description and counterpart. Not scoped: only leads of one cluster and market are
+    compared, and no index holds them."""
     text = f"{title} {description} {counterpart_name or ''}".lower()
-    return alike_words(cluster=cluster, market=market,
-                       words=set(_TERM.findall(text)) - COMMON_WORDS)
+    return list(set(_TERM.findall(text)) - COMMON_WORDS)
 
 
 # Near-identical wording: at least this share of the two leads' telling words in common

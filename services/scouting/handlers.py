@@ -83,8 +83,7 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         title_words=domain.lead_title_words(
             cluster=caller.cluster, market=body.target_market, title=title),
         alike_words=domain.lead_alike_words(
-            cluster=caller.cluster, market=body.target_market, title=title,
-            description=description, counterpart_name=counterpart_name),
+            title=title, description=description, counterpart_name=counterpart_name),
     )
 
 
@@ -229,8 +228,7 @@ async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, calle
     lead.title_words = domain.lead_title_words(
         cluster=lead.cluster, market=lead.target_market, title=lead.title)
     lead.alike_words = domain.lead_alike_words(
-        cluster=lead.cluster, market=lead.target_market, title=lead.title,
-        description=lead.description, counterpart_name=lead.counterpart_name)
+        title=lead.title, description=lead.description, counterpart_name=lead.counterpart_name)
     lead.last_activity_at = datetime.now(UTC)
     await tx.audit(api_key_id=caller.key_id, action="lead.update", subject=str(lead.id))
     return lead
