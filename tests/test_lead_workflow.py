@@ -10,6 +10,7 @@ from services.scouting.domain import (
     lead_alike_words,
     lead_title_words,
     organisation_key,
+    search_query,
     similar_words,
     title_terms,
 )
@@ -203,6 +204,12 @@ async def test_a_corrected_lead_is_found_by_its_new_words_not_its_old_ones(
     assert old_words.status_code == 201, old_words.text  # no open lead says this any more
 
 
+def test_a_search_of_small_words_alone_asks_for_nothing() -> None:
+    assert search_query("the") is None
+    assert search_query('"" or -') is None
+    assert search_query("OCT for the ENT") == "( 'oct' & 'ent' )"
+
+
 def test_title_terms_leave_out_common_words_and_keep_accented_words_whole() -> None:
     assert title_terms("OCT probe for the ENT clinics") == ["oct", "probe", "ent", "clinics"]
     assert title_terms("Distributor in Zürich, near-infrared") == [
@@ -295,6 +302,32 @@ async def test_leads_are_searchable_and_pages_are_stable(platform: Platform) -> 
     bad = await platform.scouting.get("/v1/leads", params={"cursor": "nonsense"},
                                       headers=platform.auth("manager"))
     assert bad.status_code == 400
+
+
+async def test_a_search_asks_for_words_excludes_with_a_minus_and_takes_either_across_or(
+    platform: Platform,
+) -> None:
+    m = uuid.uuid4().hex[:8]
+    ids = {}
+    for name, title in {"nir": f"{m} near-infrared camera", "raman": f"{m} Raman probe",
+                        "oct": f"{m} OCT probe"}.items():
+        saved = await platform.scouting.post("/v1/leads", json=a_lead(
+            title=title, description=f"Clinics in Seoul want one, {uuid.uuid4().hex}",
+            target_market="KR"), headers=platform.auth("partner"))
+        assert saved.status_code == 201, saved.text
+        ids[saved.json()["id"]] = name
+
+    async def found(q: str) -> set[str]:
+        answer = await platform.scouting.get("/v1/leads", params={"q": q, "limit": 200},
+                                             headers=platform.auth("manager"))
+        assert answer.status_code == 200, answer.text
+        return {ids[lead["id"]] for lead in answer.json()["items"] if lead["id"] in ids}
+
+    assert await found(f"{m} infrared") == {"nir"}
+    assert await found(f"{m.upper()} Near-Infrared") == {"nir"}
+    assert await found(f'"{m} probe" -raman') == {"oct"}
+    assert await found(f"{m} raman or {m} oct") == {"raman", "oct"}
+    assert await found(f"{m} probe for the camera") == set()  # every telling word required
 
 
 async def test_a_lead_left_alone_turns_stale_and_renewing_it_revives_it(platform: Platform) -> None:

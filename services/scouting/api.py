@@ -153,8 +153,10 @@ async def list_leads(
     cluster: Annotated[str | None, Query(max_length=64)] = None,
     submitted_from: date | None = None,
     submitted_to: date | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="Full text: title, "
-                                   "description, counterpart.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description=(
+        "Words of the title, description or counterpart name, all required (small words "
+        "such as 'for' are left out; `near-infrared` asks for both words); `-word` excludes, "
+        "`or` between words takes either."), examples=["OCT probe -veterinary"])] = None,
     stale: bool | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

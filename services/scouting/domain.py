@@ -148,6 +148,27 @@ def lead_alike_words(*, title: str, description: str, counterpart_name: str | No
     return list(set(_TERM.findall(text)) - COMMON_WORDS)
 
 
+def search_query(text: str) -> str | None:
+    """A search (`q`) as a tsquery over leads' `alike_words`, None if it names no word.
+
+    Every word is required; `-word` excludes, `or` between two words takes either. Words are
+    split as a lead's are (`near-infrared` asks for near and infrared; small words are left
+    out), and a quoted phrase asks for its words, since leads keep words without positions.
+    Lexemes are quoted here and the result is cast, not parsed: what is asked is what is
+    kept."""
+    groups: list[list[str]] = [[]]
+    for chunk in text.replace('"', " ").lower().split():
+        if chunk == "or":
+            if groups[-1]:
+                groups.append([])
+            continue
+        negated = "!" if chunk.startswith("-") else ""
+        groups[-1] += [f"{negated}'{word}'" for word in _TERM.findall(chunk)
+                       if word not in COMMON_WORDS]
+    alternatives = [" & ".join(terms) for terms in groups if terms]
+    return " | ".join(f"( {alternative} )" for alternative in alternatives) or None
+
+
 # Near-identical wording: at least this share of the two leads' telling words in common
 # (Jaccard), the way a scout re-types the same lead. The submit statement asks the same in SQL.
 SIMILAR_WORDS = 0.75

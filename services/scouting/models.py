@@ -16,7 +16,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Column, SQLModel
 
 from services.scouting.settings import get_scouting_settings
@@ -129,16 +129,13 @@ class Lead(SQLModel, table=True):
     submitted_by: UUID
     submitted_at: datetime = sqlmodel.Field(sa_column=_utc("submitted_at", nullable=False))
     last_activity_at: datetime = sqlmodel.Field(sa_column=_utc("last_activity_at", nullable=False))
-    # What the duplicate search finds it by (domain.lead_title_words, GIN-indexed) and judges
-    # its wording on (domain.lead_alike_words).
+    # What the duplicate search finds it by (domain.lead_title_words, GIN-indexed).
     title_words: list[str] | None = sqlmodel.Field(
         default=None, sa_column=Column("title_words", ARRAY(sa.Text(collation="C"))))
+    # Its words (domain.lead_alike_words): near-identical wording is judged on them, and the
+    # search finds leads by them (index leads_search on array_to_tsvector(alike_words)).
     alike_words: list[str] | None = sqlmodel.Field(
         default=None, sa_column=Column("alike_words", ARRAY(sa.Text(collation="C"))))
-    search: str | None = sqlmodel.Field(default=None, sa_column=Column(
-        "search", TSVECTOR, sa.Computed(
-            "to_tsvector('simple', coalesce(title,'') || ' ' || coalesce(description,'') || ' ' "
-            "|| coalesce(counterpart_name,''))", persisted=True)))
 
 
 class NewLead(SimpleNamespace):

@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 import sqlalchemy as sa
 import sqlalchemy.orm
+from sqlalchemy.dialects.postgresql import TSQUERY
 
 from services.scouting import domain
 from services.scouting.models import Lead, LeadAttachment, LeadTransition, NewLead, Scout
@@ -196,8 +197,10 @@ def _filtered(query: sa.Select, f: LeadFilter, *, stale_after: timedelta) -> sa.
         # In SQL: Postgres dates reach far beyond Python's year 9999.
         query = query.where(Lead.submitted_at < sa.cast(sa.literal(f.submitted_to), sa.Date)
                             + sa.text("interval '1 day'"))
-    if f.q:
-        query = query.where(Lead.search.op("@@")(sa.func.websearch_to_tsquery("simple", f.q)))
+    if f.q and (words := domain.search_query(f.q)):
+        # The expression of the index leads_search, word for word.
+        query = query.where(sa.func.array_to_tsvector(Lead.alike_words).op("@@")(
+            sa.cast(words, TSQUERY)))
     if f.stale is not None:
         stale = sa.and_(Lead.status.in_(domain.OPEN_STATUSES),
                         Lead.last_activity_at < datetime.now(UTC) - stale_after)
