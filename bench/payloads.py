@@ -9,8 +9,14 @@ times. Seeded, so every run posts the same sequence.
 
 import json
 import random
+from collections import defaultdict
 
-from services.scouting.domain import lead_alike_words, similar_words
+from services.scouting.domain import (
+    lead_alike_words,
+    lead_title_keys,
+    similar_words,
+    title_search_keys,
+)
 
 DEVICES = ["probe", "endoscope", "microscope", "camera", "laser", "sensor", "spectrometer",
            "catheter", "light source", "fibre bundle", "imaging head", "scanner", "analyser",
@@ -84,14 +90,16 @@ def bodies(count: int, *, seed: int = 7) -> list[bytes]:
     """`count` leads as JSON request bodies, none a repeat of another by the platform's rule
     (the few draws that would be are skipped), so every POST of a run is saved."""
     rng = random.Random(seed)
-    seen: dict[tuple[str, str], list[list[str]]] = {}
+    seen: dict[int, list[list[str]]] = defaultdict(list)  # title key held -> wordings
     out: list[bytes] = []
     while len(out) < count:
         body = lead(rng, len(out))
         words = lead_alike_words(title=body["title"], description=body["description"],
                                  counterpart_name=body["counterpart"]["name"])
-        alike = seen.setdefault((body["target_market"], body["title"]), [])
-        if not any(similar_words(words, other) for other in alike):
-            alike.append(words)
+        title = {"cluster": "", "market": body["target_market"], "title": body["title"]}
+        if not any(similar_words(words, other) for key in title_search_keys(**title)
+                   for other in seen[key]):
+            for key in lead_title_keys(**title):
+                seen[key].append(words)
             out.append(json.dumps(body).encode())
     return out

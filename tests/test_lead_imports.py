@@ -105,7 +105,9 @@ def locations(report: dict[int, list[dict]]) -> dict[int, set[str]]:
 def good_row(marker: str, **overrides: str) -> dict[str, str]:
     return {
         "kind": "market_need", "title": f"Raman probe for breast surgery {marker}",
-        "description": "Surgeons want margins checked in the theatre.", "target_market": "JP",
+        # Words of its own besides the marker: rows of other tests are not near-identical.
+        "description": f"Surgeons want margins checked in the theatre (ref {marker}a "
+                       f"{marker}b {marker}c).", "target_market": "JP",
         "application_areas": "diagnostics;therapy",
         "technologies": "Raman Spectroscopy; fibre probes",
         "counterpart_name": f"Osaka Optics {marker} KK",

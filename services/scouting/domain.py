@@ -1,8 +1,9 @@
 """Scouting rules, free of I/O: the lead workflow, who may do what, and how fields are cleaned."""
 
+import hashlib
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -126,18 +127,46 @@ def title_terms(title: str) -> list[str]:
     return [w for w in _TERM.findall(title.lower()) if w not in COMMON_WORDS]
 
 
-def scoped_words(*, cluster: str, market: str, words: Iterable[str]) -> list[str]:
-    """Words (each once) as the duplicate search keeps and asks for them, scoped to a cluster
-    and market ('LITEK/SG/oct'): it only ever compares leads of one cluster and market, so a
-    word the whole programme uses costs a search only the leads of that market."""
+# The duplicate search finds a lead by title keys: 64 bits of the MD5 of a set of its title's
+# telling words, scoped to its cluster and market ('W LITEK/SG/ent oct probe'): W for the whole
+# set, S for the set less one word (titles of three words or more). A lead holds its W key and
+# its S keys; a search asks for its W key as W and as S (a title equal, or one word shorter)
+# and for its S keys as W (one word longer). Titles that differ by a replaced word share only
+# S keys, which are never asked for: alike, they would make most titles of a trade's
+# vocabulary look-alikes of each other, each costing the wording check. Migration 0015
+# computes the held keys in SQL.
+
+
+def _title_key(kind: str, scope: str, words: list[str]) -> int:
+    text = f"{kind} {scope}{' '.join(words)}"
+    return int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "big", signed=True)
+
+
+def _title_sets(title: str) -> tuple[list[str], list[list[str]]]:
+    """The title's telling words (sorted, each once), and that set less each one word."""
+    words = sorted(set(title_terms(title)))
+    return words, [words[:i] + words[i + 1:] for i in range(len(words))] if len(words) >= 3 else []
+
+
+def lead_title_keys(*, cluster: str, market: str, title: str) -> list[int]:
+    """The title keys a lead holds (none for a title of small words alone)."""
+    words, shorter = _title_sets(title)
     scope = f"{cluster}/{market}/"
-    return [scope + word for word in words]
+    if not words:
+        return []
+    return [_title_key("W", scope, words), *(_title_key("S", scope, s) for s in shorter)]
 
 
-def lead_title_words(*, cluster: str, market: str, title: str) -> list[str]:
-    """What the duplicate search finds a lead by: the telling words of its title, scoped to
-    its cluster and market. A look-alike's title holds every one of them."""
-    return scoped_words(cluster=cluster, market=market, words=dict.fromkeys(title_terms(title)))
+def title_search_keys(*, cluster: str, market: str, title: str) -> list[int]:
+    """The title keys a search for look-alikes of a title asks for: leads whose titles have
+    the same telling words, in any order, or one more or one fewer (the longer of three or
+    more)."""
+    words, shorter = _title_sets(title)
+    scope = f"{cluster}/{market}/"
+    if not words:
+        return []
+    return [_title_key("W", scope, words), _title_key("S", scope, words),
+            *(_title_key("W", scope, s) for s in shorter)]
 
 
 def lead_alike_words(*, title: str, description: str, counterpart_name: str | None) -> list[str]:

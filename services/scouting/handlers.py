@@ -80,8 +80,8 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         urgency=body.urgency, estimated_value_eur=body.estimated_value_eur, source=body.source,
         source_date=body.source_date, evidence_links=[str(u) for u in body.evidence_links],
         cluster=caller.cluster, submitted_by=caller.key_id, submitted_at=now, last_activity_at=now,
-        title_words=domain.lead_title_words(
-            cluster=caller.cluster, market=body.target_market, title=title),
+        title_keys=domain.lead_title_keys(
+            cluster=caller.cluster, market=body.target_market, title=title) or None,
         alike_words=domain.lead_alike_words(
             title=title, description=description, counterpart_name=counterpart_name),
     )
@@ -92,9 +92,8 @@ SUBMITTED_COLUMNS = (
     "counterpart_name", "counterpart_website", "counterpart_country", "counterpart_key",
     "counterpart_domain", "contact_sealed", "urgency", "estimated_value_eur", "source",
     "source_date", "evidence_links", "cluster", "submitted_by", "submitted_at",
-    "last_activity_at", "title_words", "alike_words",
+    "last_activity_at", "title_keys", "alike_words",
 )
-WORD_COLUMNS = ("title_words", "alike_words")  # sent as `queries.words_text`
 
 
 def _submit_statement(*, unless_duplicate: bool = False) -> str:
@@ -102,12 +101,12 @@ def _submit_statement(*, unless_duplicate: bool = False) -> str:
     round trip and atomic without a transaction. A scout key needs an active scout row (no
     row inserted otherwise); $N+1 is the scout key, NULL for other roles.
 
-    `unless_duplicate` first looks for leads the new one repeats (`queries.duplicates`, two
+    `unless_duplicate` first looks for leads the new one repeats (`queries.duplicates`, three
     more arguments) and saves only if there are none; it returns a row `saved` or the
     duplicates."""
     table = Lead.__table__
     n = len(SUBMITTED_COLUMNS)
-    values = ", ".join(queries.words_array(f"${i}::text") if column in WORD_COLUMNS
+    values = ", ".join(queries.words_array(f"${i}::text") if column == "alike_words"
                        else f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
                        for i, column in enumerate(SUBMITTED_COLUMNS, 1))
     checks = ""
@@ -116,7 +115,7 @@ def _submit_statement(*, unless_duplicate: bool = False) -> str:
         checks = queries.duplicates(
             cluster=column["cluster"], market=column["target_market"],
             statuses=f"${n + 8}::text[]", lookback=f"${n + 9}::interval",
-            title_words=f"{column['title_words']}::text", words=f"{column['alike_words']}::text",
+            title_keys=f"${n + 10}::bigint[]", words=f"{column['alike_words']}::text",
             key=column["counterpart_key"], website=column["counterpart_domain"]) + ","
     nulls = ", ".join(f"NULL AS {name}" for name in queries.DUPLICATE_COLUMNS)
     duplicates = "FROM duplicates WHERE why IS NOT NULL"
@@ -160,13 +159,13 @@ async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
     body, caller = command.lead, command.caller
     lead = NewLead(**lead_fields(body, caller, vault=vault, now=datetime.now(UTC)))
     _, event = outbox_row(lead_submitted(lead))
-    arguments = [queries.words_text(getattr(lead, column)) if column in WORD_COLUMNS
+    arguments = [queries.words_text(lead.alike_words) if column == "alike_words"
                  else getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
         caller.key_id if caller.role == "scout" else None, event["event_id"], event["topic"],
         event["key"], event["event_type"], json.dumps(event["headers"]), event["payload"]]
     if body.duplicate_check == "warn":
         statement = SUBMIT_UNLESS_DUPLICATE
-        arguments += queries.DUPLICATE_SCOPE
+        arguments += [*queries.DUPLICATE_SCOPE, queries.title_search_keys(lead)]
     else:
         statement = SUBMIT
     rows = await conn.fetch(statement, *arguments)
@@ -225,8 +224,8 @@ async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, calle
         fields["evidence_links"] = [str(u) for u in fields["evidence_links"]]
     for name, value in fields.items():
         setattr(lead, name, value.strip() if isinstance(value, str) else value)
-    lead.title_words = domain.lead_title_words(
-        cluster=lead.cluster, market=lead.target_market, title=lead.title)
+    lead.title_keys = domain.lead_title_keys(
+        cluster=lead.cluster, market=lead.target_market, title=lead.title) or None
     lead.alike_words = domain.lead_alike_words(
         title=lead.title, description=lead.description, counterpart_name=lead.counterpart_name)
     lead.last_activity_at = datetime.now(UTC)

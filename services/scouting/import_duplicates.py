@@ -1,10 +1,10 @@
 """Bulk import, the duplicate check: POST's check, for a batch of rows at once.
 
 A POST looks for open leads of its cluster and market with the same counterpart key or domain,
-or with every telling word of its title in their titles (`title_words`), and judges them as
+or the title's telling words up to one (`domain.title_search_keys`), and judges them as
 `domain.duplicate_reason` does (in SQL). An import asks the same for a whole batch in two queries
-(counterparts by index, titles by the GIN index on `title_words`), and finds rows accepted
-earlier in the same batch, not yet saved, in memory the same way (the same words).
+(counterparts by index, titles by the GIN index on `title_keys`), and finds rows accepted
+earlier in the same batch, not yet saved, in memory the same way (the same keys).
 """
 
 from collections import defaultdict
@@ -56,7 +56,7 @@ async def saved_candidates(session: AsyncSession,
         return {}
     found: dict[UUID, dict[UUID, Any]] = defaultdict(dict)
     for lead_id, old in [*await _same_counterpart(session, leads),
-                         *await _title_words(session, leads)]:
+                         *await _title_keys(session, leads)]:
         found[lead_id][old.id] = old
     return {lead_id: sorted(olds.values(), key=lambda old: old.submitted_at, reverse=True)
             for lead_id, olds in found.items()}
@@ -86,25 +86,25 @@ async def _same_counterpart(session: AsyncSession,
     for old in await session.execute(query):
         olds[(old.target_market, "key", old.counterpart_key)].append(old)
         olds[(old.target_market, "domain", old.counterpart_domain)].append(old)
-    return ((lead.id, old) for lead in leads for hint in _hints(lead, words=set())
+    return ((lead.id, old) for lead in leads for hint in _hints(lead)
             for old in olds.get(hint, ()))
 
 
-async def _title_words(session: AsyncSession,
-                       leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
-    """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding
-    every telling word of its title in their titles."""
-    with_words = [(lead, lead.title_words) for lead in leads if lead.title_words]
+async def _title_keys(session: AsyncSession,
+                      leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
+    """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding a
+    title key it asks for."""
+    asked = [(lead, keys) for lead in leads if (keys := queries.title_search_keys(lead))]
     given = sa.func.unnest(
-        _texts([str(lead.id) for lead, _ in with_words]),
-        _texts([queries.words_text(words) for _, words in with_words]),
-        _texts([lead.target_market for lead, _ in with_words]),
-    ).table_valued("lead_id", "words", "market").render_derived(name="given")
-    # OFFSET 0 keeps the word match a query of its own, run on the GIN index, rather than a
+        _texts([str(lead.id) for lead, _ in asked]),
+        _texts([",".join(map(str, keys)) for _, keys in asked]),
+        _texts([lead.target_market for lead, _ in asked]),
+    ).table_valued("lead_id", "title_keys", "market").render_derived(name="given")
+    # OFFSET 0 keeps the key match a query of its own, run on the GIN index, rather than a
     # filter over every lead of the market.
-    hits = (sa.select(SAVED).where(SAVED.c.title_words.contains(
-        sa.func.string_to_array(given.c.words, queries.WORD_SEPARATOR, type_=ARRAY(sa.Text))))
-        .offset(0).correlate(given).subquery("hits"))
+    keys = sa.cast(sa.func.string_to_array(given.c.title_keys, ","), ARRAY(sa.BigInteger))
+    hits = (sa.select(SAVED).where(SAVED.c.title_keys.overlap(keys))
+            .offset(0).correlate(given).subquery("hits"))
     newest = (sa.select(*(hits.c[name] for name in CANDIDATE_COLUMNS))
               .where(_open(hits, cluster=leads[0].cluster), hits.c.target_market == given.c.market)
               .order_by(hits.c.submitted_at.desc()).limit(queries.CANDIDATES_PER_LEAD).lateral())
@@ -112,10 +112,11 @@ async def _title_words(session: AsyncSession,
     return ((UUID(row.lead_id), row) for row in await session.execute(query))
 
 
-def _hints(lead: NewLead, *, words: set[str]) -> list[tuple[str, str, str]]:
-    """What finds a lead's look-alikes, per market: its counterpart key and domain, and words."""
+def _hints(lead: NewLead, *, titles: list[int] | None = None) -> list[tuple[str, str, Any]]:
+    """What finds a lead's look-alikes, per market: its counterpart key and domain, and the
+    title keys given."""
     market = lead.target_market
-    hints = [(market, "word", word) for word in words]
+    hints = [(market, "title", key) for key in titles or ()]
     if lead.counterpart_key:
         hints.append((market, "key", lead.counterpart_key))
     if lead.counterpart_domain:
@@ -128,20 +129,17 @@ class BatchLeads:
 
     def __init__(self) -> None:
         self.leads: list[NewLead] = []
-        self.index: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+        self.index: dict[tuple[str, str, Any], set[int]] = defaultdict(set)
 
     def add(self, lead: NewLead) -> None:
         position = len(self.leads)
         self.leads.append(lead)
-        for hint in _hints(lead, words=set(lead.title_words or ())):
+        for hint in _hints(lead, titles=lead.title_keys):
             self.index[hint].add(position)
 
     def like(self, lead: NewLead) -> list[NewLead]:
         """Candidates for `lead`, newest first."""
-        market = lead.target_market
-        title = [self.index.get((market, "word", word), set())
-                 for word in lead.title_words or ()]
-        hits = set.intersection(*title) if title else set()
-        for hint in _hints(lead, words=set()):
+        hits: set[int] = set()
+        for hint in _hints(lead, titles=queries.title_search_keys(lead)):
             hits |= self.index.get(hint, set())
         return [self.leads[position] for position in sorted(hits, reverse=True)]

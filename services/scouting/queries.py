@@ -56,26 +56,26 @@ def words_array(text: str) -> str:
     return f"string_to_array({text}, E'\\n')"
 
 
-def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title_words: str,
+def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title_keys: str,
                words: str, key: str, website: str) -> str:
     """Three CTEs ending in `duplicates`: the newest open leads of the cluster and market alike
     a lead, each with the reason `domain.duplicate_reason` would give (`why`). Arguments: the
-    SQL of each value, a parameter; `title_words` and `words` are `words_text` of the lead's
-    `title_words` and `alike_words`.
+    SQL of each value, a parameter; `title_keys` is `title_search_keys` of the lead (bigint[])
+    and `words` the `words_text` of its `alike_words`.
 
-    Leads alike share the counterpart, the website, or every telling word of the title (in
-    their own titles: only title words are indexed, a quarter of a lead's words); they
-    come from the three indexes alone, and only then are kept if of the cluster and market
-    (MATERIALIZED keeps those conditions out of the lookup). Left to choose, a planner would
-    read every lead of the cluster and market instead, as soon as its statistics (or the
-    table, when a cached plan was made) were small. Of the newest alike, the reason is
+    Leads alike share the counterpart, the website, or the title's telling words, up to one
+    more or one fewer (`domain.title_search_keys`); they come from the three indexes alone,
+    and only then are kept if of the cluster and market (MATERIALIZED keeps those conditions
+    out of the lookup). Left to choose, a planner would read every lead of the cluster and
+    market instead, as soon as its statistics (or the table, when a cached plan was made)
+    were small. Of the newest alike, the reason is
     decided here, so that a lead with look-alikes but no duplicate is saved by the same
     statement: `why` mirrors `domain.duplicate_reason`, and is NULL for a lead only alike."""
     return f"""
         hits AS MATERIALIZED (
             SELECT id, title, status, cluster, target_market, submitted_by, submitted_at,
                    counterpart_key, counterpart_domain, alike_words
-            FROM leads WHERE title_words @> {words_array(title_words)}
+            FROM leads WHERE title_keys && {title_keys}
                           OR counterpart_key = {key} OR counterpart_domain = {website}
         ), alike AS (
             SELECT * FROM hits
@@ -106,7 +106,7 @@ def _similar(old: str, new: str) -> str:
 
 DUPLICATE_CANDIDATES = f"""
     WITH {duplicates(cluster="$1", market="$2", statuses="$3::text[]", lookback="$4::interval",
-                     title_words="$5::text", words="$6::text", key="$7", website="$8")}
+                     title_keys="$5::bigint[]", words="$6::text", key="$7", website="$8")}
     SELECT * FROM duplicates WHERE why IS NOT NULL ORDER BY submitted_at DESC"""
 
 
@@ -121,12 +121,18 @@ class Owner(NamedTuple):
 DUPLICATE_SCOPE = (sorted(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK)
 
 
+def title_search_keys(lead: NewLead) -> list[int] | None:
+    """The title keys look-alikes of `lead` hold (None for a title of small words alone)."""
+    return domain.title_search_keys(cluster=lead.cluster, market=lead.target_market,
+                                    title=lead.title) or None
+
+
 async def duplicate_candidates(
     conn: asyncpg.Connection, lead: NewLead, *, viewer: Caller
 ) -> list[dict[str, Any]]:
     """Open leads of the same cluster and market that repeat `lead`, with the reason."""
     rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market,
-                            *DUPLICATE_SCOPE, words_text(lead.title_words),
+                            *DUPLICATE_SCOPE, title_search_keys(lead),
                             words_text(lead.alike_words), lead.counterpart_key,
                             lead.counterpart_domain)
     return shown_to(viewer, rows)
