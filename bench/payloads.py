@@ -11,12 +11,7 @@ import json
 import random
 from collections import defaultdict
 
-from services.scouting.domain import (
-    lead_alike_words,
-    lead_title_keys,
-    similar_words,
-    title_search_keys,
-)
+from services.scouting.domain import lead_alike_words, lead_title_keys, similar_words
 
 DEVICES = ["probe", "endoscope", "microscope", "camera", "laser", "sensor", "spectrometer",
            "catheter", "light source", "fibre bundle", "imaging head", "scanner", "analyser",
@@ -90,16 +85,20 @@ def bodies(count: int, *, seed: int = 7) -> list[bytes]:
     """`count` leads as JSON request bodies, none a repeat of another by the platform's rule
     (the few draws that would be are skipped), so every POST of a run is saved."""
     rng = random.Random(seed)
-    seen: dict[int, list[list[str]]] = defaultdict(list)  # title key held -> wordings
+    # Wordings by title key, as domain.titles_alike finds them: whole, and shorter by one.
+    wholes: dict[int, list[list[str]]] = defaultdict(list)
+    shorters: dict[int, list[list[str]]] = defaultdict(list)
     out: list[bytes] = []
     while len(out) < count:
         body = lead(rng, len(out))
         words = lead_alike_words(title=body["title"], description=body["description"],
                                  counterpart_name=body["counterpart"]["name"])
-        title = {"cluster": "", "market": body["target_market"], "title": body["title"]}
-        if not any(similar_words(words, other) for key in title_search_keys(**title)
-                   for other in seen[key]):
-            for key in lead_title_keys(**title):
-                seen[key].append(words)
+        keys = lead_title_keys(cluster="", market=body["target_market"], title=body["title"])
+        alike = [*wholes[keys.whole], *shorters[keys.whole],
+                 *(other for key in keys.shorter for other in wholes[key])]
+        if not any(similar_words(words, other) for other in alike):
+            wholes[keys.whole].append(words)
+            for key in keys.shorter:
+                shorters[key].append(words)
             out.append(json.dumps(body).encode())
     return out

@@ -44,9 +44,10 @@ async def test_the_posts_statements_find_leads_by_index_in_plans_made_on_an_empt
     for label, plan in plans.items():
         assert "Seq Scan" not in plan, f"{label}:\n{plan}"
     for check in (plans["duplicate check"], plans["submit unless duplicate"]):
-        for index in ("leads_title_keys", "leads_counterpart_key", "leads_counterpart_domain"):
+        for index in ("leads_title_key", "leads_title_subkeys", "leads_counterpart_key",
+                      "leads_counterpart_domain"):
             assert index in check, check
-        # The three indexes find the hits together; not cluster or market, which hold every
+        # The four indexes find the hits together; not cluster or market, which hold every
         # lead.
         assert "BitmapOr" in check, check
         assert "ix_leads_cluster" not in check and "ix_leads_target_market" not in check, check

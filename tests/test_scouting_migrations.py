@@ -31,13 +31,14 @@ async def test_leads_saved_before_the_duplicate_search_words_get_them_as_a_new_l
                 uuid.uuid4(), lead_title, description, uuid.uuid4())
         await asyncio.to_thread(upgrade, older, "scouting", "head")
         saved = {row["title"]: row for row in await conn.fetch(
-            "SELECT title, title_keys, alike_words FROM leads")}
+            "SELECT title, title_key, title_subkeys, alike_words FROM leads")}
     finally:
         await conn.close()
         await drop_database(name)
     assert sorted(saved[title]["alike_words"]) == sorted(domain.lead_alike_words(
         title=title, description=description, counterpart_name="Optima AG"))
-    assert sorted(saved[title]["title_keys"]) == sorted(domain.lead_title_keys(
-        cluster="LITEK", market="SG", title=title))
+    keys = domain.lead_title_keys(cluster="LITEK", market="SG", title=title)
+    assert (saved[title]["title_key"], saved[title]["title_subkeys"]) == (
+        keys.whole, keys.shorter)
     # Small words alone: no keys, as a new lead stores them.
-    assert saved["For the"]["title_keys"] is None
+    assert (saved["For the"]["title_key"], saved["For the"]["title_subkeys"]) == (None, None)

@@ -5,7 +5,7 @@ import re
 import unicodedata
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -127,46 +127,37 @@ def title_terms(title: str) -> list[str]:
     return [w for w in _TERM.findall(title.lower()) if w not in COMMON_WORDS]
 
 
-# The duplicate search finds a lead by title keys: 64 bits of the MD5 of a set of its title's
-# telling words, scoped to its cluster and market ('W LITEK/SG/ent oct probe'): W for the whole
-# set, S for the set less one word (titles of three words or more). A lead holds its W key and
-# its S keys; a search asks for its W key as W and as S (a title equal, or one word shorter)
-# and for its S keys as W (one word longer). Titles that differ by a replaced word share only
-# S keys, which are never asked for: alike, they would make most titles of a trade's
-# vocabulary look-alikes of each other, each costing the wording check. Migration 0015
-# computes the held keys in SQL.
+class TitleKeys(NamedTuple):
+    """What the duplicate search finds a lead by: 64 bits of the MD5 of its title's set of
+    telling words (`whole`), and of that set less each one word (`shorter`, for titles of
+    three words or more), scoped to its cluster and market ('LITEK/SG/ent oct probe').
+    Migration 0015 computes the same in SQL."""
+
+    whole: int | None
+    shorter: list[int]
 
 
-def _title_key(kind: str, scope: str, words: list[str]) -> int:
-    text = f"{kind} {scope}{' '.join(words)}"
-    return int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "big", signed=True)
+def _title_key(scope: str, words: list[str]) -> int:
+    return int.from_bytes(hashlib.md5(f"{scope}{' '.join(words)}".encode()).digest()[:8],
+                          "big", signed=True)
 
 
-def _title_sets(title: str) -> tuple[list[str], list[list[str]]]:
-    """The title's telling words (sorted, each once), and that set less each one word."""
+def lead_title_keys(*, cluster: str, market: str, title: str) -> TitleKeys:
     words = sorted(set(title_terms(title)))
-    return words, [words[:i] + words[i + 1:] for i in range(len(words))] if len(words) >= 3 else []
-
-
-def lead_title_keys(*, cluster: str, market: str, title: str) -> list[int]:
-    """The title keys a lead holds (none for a title of small words alone)."""
-    words, shorter = _title_sets(title)
-    scope = f"{cluster}/{market}/"
     if not words:
-        return []
-    return [_title_key("W", scope, words), *(_title_key("S", scope, s) for s in shorter)]
-
-
-def title_search_keys(*, cluster: str, market: str, title: str) -> list[int]:
-    """The title keys a search for look-alikes of a title asks for: leads whose titles have
-    the same telling words, in any order, or one more or one fewer (the longer of three or
-    more)."""
-    words, shorter = _title_sets(title)
+        return TitleKeys(None, [])
     scope = f"{cluster}/{market}/"
-    if not words:
-        return []
-    return [_title_key("W", scope, words), _title_key("S", scope, words),
-            *(_title_key("W", scope, s) for s in shorter)]
+    shorter = [words[:i] + words[i + 1:] for i in range(len(words))] if len(words) >= 3 else []
+    return TitleKeys(_title_key(scope, words), [_title_key(scope, s) for s in shorter])
+
+
+def titles_alike(old: TitleKeys, new: TitleKeys) -> bool:
+    """The duplicate search's rule for titles (in SQL in `queries.duplicates`): the same
+    telling words in any order, or one more or one fewer (the longer title of three words or
+    more). A replaced word is not alike: the titles of a trade would mostly be look-alikes of
+    each other, each costing the wording check."""
+    return new.whole is not None and (
+        old.whole == new.whole or old.whole in new.shorter or new.whole in old.shorter)
 
 
 def lead_alike_words(*, title: str, description: str, counterpart_name: str | None) -> list[str]:

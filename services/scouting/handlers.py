@@ -66,6 +66,8 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         raise Problem(503, "Contacts unavailable", "This service cannot store contacts yet.")
     title, description = body.title.strip(), body.description.strip()
     counterpart_name = counterpart.name.strip() if counterpart else None
+    title_keys = domain.lead_title_keys(cluster=caller.cluster, market=body.target_market,
+                                        title=title)
     return dict(
         id=uuid4(), kind=body.kind, title=title, description=description,
         target_market=body.target_market,
@@ -80,8 +82,7 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         urgency=body.urgency, estimated_value_eur=body.estimated_value_eur, source=body.source,
         source_date=body.source_date, evidence_links=[str(u) for u in body.evidence_links],
         cluster=caller.cluster, submitted_by=caller.key_id, submitted_at=now, last_activity_at=now,
-        title_keys=domain.lead_title_keys(
-            cluster=caller.cluster, market=body.target_market, title=title) or None,
+        title_key=title_keys.whole, title_subkeys=title_keys.shorter or None,
         alike_words=domain.lead_alike_words(
             title=title, description=description, counterpart_name=counterpart_name),
     )
@@ -92,8 +93,12 @@ SUBMITTED_COLUMNS = (
     "counterpart_name", "counterpart_website", "counterpart_country", "counterpart_key",
     "counterpart_domain", "contact_sealed", "urgency", "estimated_value_eur", "source",
     "source_date", "evidence_links", "cluster", "submitted_by", "submitted_at",
-    "last_activity_at", "title_keys", "alike_words",
+    "last_activity_at", "title_key", "title_subkeys", "alike_words",
 )
+# Sent as text, split in SQL (`queries.words_text`, `queries.keys_text`): a list parameter
+# costs asyncpg two isinstance checks against ABCs for each element.
+AS_TEXT = {"alike_words": (queries.words_text, queries.words_array),
+           "title_subkeys": (queries.keys_text, queries.keys_array)}
 
 
 def _submit_statement(*, unless_duplicate: bool = False) -> str:
@@ -101,12 +106,12 @@ def _submit_statement(*, unless_duplicate: bool = False) -> str:
     round trip and atomic without a transaction. A scout key needs an active scout row (no
     row inserted otherwise); $N+1 is the scout key, NULL for other roles.
 
-    `unless_duplicate` first looks for leads the new one repeats (`queries.duplicates`, three
+    `unless_duplicate` first looks for leads the new one repeats (`queries.duplicates`, two
     more arguments) and saves only if there are none; it returns a row `saved` or the
     duplicates."""
     table = Lead.__table__
     n = len(SUBMITTED_COLUMNS)
-    values = ", ".join(queries.words_array(f"${i}::text") if column == "alike_words"
+    values = ", ".join(AS_TEXT[column][1](f"${i}::text") if column in AS_TEXT
                        else f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
                        for i, column in enumerate(SUBMITTED_COLUMNS, 1))
     checks = ""
@@ -115,7 +120,9 @@ def _submit_statement(*, unless_duplicate: bool = False) -> str:
         checks = queries.duplicates(
             cluster=column["cluster"], market=column["target_market"],
             statuses=f"${n + 8}::text[]", lookback=f"${n + 9}::interval",
-            title_keys=f"${n + 10}::bigint[]", words=f"{column['alike_words']}::text",
+            title_key=f"{column['title_key']}::bigint",
+            title_subkeys=f"{column['title_subkeys']}::text",
+            words=f"{column['alike_words']}::text",
             key=column["counterpart_key"], website=column["counterpart_domain"]) + ","
     nulls = ", ".join(f"NULL AS {name}" for name in queries.DUPLICATE_COLUMNS)
     duplicates = "FROM duplicates WHERE why IS NOT NULL"
@@ -159,13 +166,13 @@ async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
     body, caller = command.lead, command.caller
     lead = NewLead(**lead_fields(body, caller, vault=vault, now=datetime.now(UTC)))
     _, event = outbox_row(lead_submitted(lead))
-    arguments = [queries.words_text(lead.alike_words) if column == "alike_words"
+    arguments = [AS_TEXT[column][0](getattr(lead, column)) if column in AS_TEXT
                  else getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
         caller.key_id if caller.role == "scout" else None, event["event_id"], event["topic"],
         event["key"], event["event_type"], json.dumps(event["headers"]), event["payload"]]
     if body.duplicate_check == "warn":
         statement = SUBMIT_UNLESS_DUPLICATE
-        arguments += [*queries.DUPLICATE_SCOPE, queries.title_search_keys(lead)]
+        arguments += queries.DUPLICATE_SCOPE
     else:
         statement = SUBMIT
     rows = await conn.fetch(statement, *arguments)
@@ -224,8 +231,9 @@ async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, calle
         fields["evidence_links"] = [str(u) for u in fields["evidence_links"]]
     for name, value in fields.items():
         setattr(lead, name, value.strip() if isinstance(value, str) else value)
-    lead.title_keys = domain.lead_title_keys(
-        cluster=lead.cluster, market=lead.target_market, title=lead.title) or None
+    title_keys = domain.lead_title_keys(cluster=lead.cluster, market=lead.target_market,
+                                        title=lead.title)
+    lead.title_key, lead.title_subkeys = title_keys.whole, title_keys.shorter or None
     lead.alike_words = domain.lead_alike_words(
         title=lead.title, description=lead.description, counterpart_name=lead.counterpart_name)
     lead.last_activity_at = datetime.now(UTC)

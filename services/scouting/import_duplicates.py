@@ -1,10 +1,10 @@
 """Bulk import, the duplicate check: POST's check, for a batch of rows at once.
 
 A POST looks for open leads of its cluster and market with the same counterpart key or domain,
-or the title's telling words up to one (`domain.title_search_keys`), and judges them as
+or the title's telling words up to one (`domain.titles_alike`), and judges them as
 `domain.duplicate_reason` does (in SQL). An import asks the same for a whole batch in two queries
-(counterparts by index, titles by the GIN index on `title_keys`), and finds rows accepted
-earlier in the same batch, not yet saved, in memory the same way (the same keys).
+(counterparts by index, titles by their keys' indexes), and finds rows accepted earlier in the
+same batch, not yet saved, in memory the same way (the same keys).
 """
 
 from collections import defaultdict
@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scouting import domain, imports, queries
@@ -92,19 +92,23 @@ async def _same_counterpart(session: AsyncSession,
 
 async def _title_keys(session: AsyncSession,
                       leads: list[NewLead]) -> Iterator[tuple[UUID, Any]]:
-    """(lead id, saved lead) pairs: per lead, the newest open leads of its market holding a
-    title key it asks for."""
-    asked = [(lead, keys) for lead in leads if (keys := queries.title_search_keys(lead))]
+    """(lead id, saved lead) pairs: per lead, the newest open leads of its market whose
+    titles are alike (`domain.titles_alike`)."""
+    asked = [lead for lead in leads if lead.title_key is not None]
     given = sa.func.unnest(
-        _texts([str(lead.id) for lead, _ in asked]),
-        _texts([",".join(map(str, keys)) for _, keys in asked]),
-        _texts([lead.target_market for lead, _ in asked]),
-    ).table_valued("lead_id", "title_keys", "market").render_derived(name="given")
-    # OFFSET 0 keeps the key match a query of its own, run on the GIN index, rather than a
+        _texts([str(lead.id) for lead in asked]),
+        sa.bindparam(None, [lead.title_key for lead in asked], type_=ARRAY(sa.BigInteger)),
+        _texts([queries.keys_text(lead.title_subkeys) or "" for lead in asked]),
+        _texts([lead.target_market for lead in asked]),
+    ).table_valued("lead_id", "title_key", "title_subkeys", "market").render_derived(
+        name="given")
+    # OFFSET 0 keeps the key match a query of its own, run on the indexes, rather than a
     # filter over every lead of the market.
-    keys = sa.cast(sa.func.string_to_array(given.c.title_keys, ","), ARRAY(sa.BigInteger))
-    hits = (sa.select(SAVED).where(SAVED.c.title_keys.overlap(keys))
-            .offset(0).correlate(given).subquery("hits"))
+    shorter = sa.cast(sa.func.string_to_array(given.c.title_subkeys, ","), ARRAY(sa.BigInteger))
+    hits = (sa.select(SAVED).where(sa.or_(
+        SAVED.c.title_key == given.c.title_key, SAVED.c.title_key == sa.any_(shorter),
+        SAVED.c.title_subkeys.contains(array([given.c.title_key]))))
+        .offset(0).correlate(given).subquery("hits"))
     newest = (sa.select(*(hits.c[name] for name in CANDIDATE_COLUMNS))
               .where(_open(hits, cluster=leads[0].cluster), hits.c.target_market == given.c.market)
               .order_by(hits.c.submitted_at.desc()).limit(queries.CANDIDATES_PER_LEAD).lateral())
@@ -112,11 +116,12 @@ async def _title_keys(session: AsyncSession,
     return ((UUID(row.lead_id), row) for row in await session.execute(query))
 
 
-def _hints(lead: NewLead, *, titles: list[int] | None = None) -> list[tuple[str, str, Any]]:
+def _hints(lead: NewLead, *, titles: list[tuple[str, int]] | None = None,
+           ) -> list[tuple[str, str, Any]]:
     """What finds a lead's look-alikes, per market: its counterpart key and domain, and the
-    title keys given."""
+    title keys given ((which, key))."""
     market = lead.target_market
-    hints = [(market, "title", key) for key in titles or ()]
+    hints = [(market, which, key) for which, key in titles or ()]
     if lead.counterpart_key:
         hints.append((market, "key", lead.counterpart_key))
     if lead.counterpart_domain:
@@ -134,12 +139,18 @@ class BatchLeads:
     def add(self, lead: NewLead) -> None:
         position = len(self.leads)
         self.leads.append(lead)
-        for hint in _hints(lead, titles=lead.title_keys):
+        held = [("whole", lead.title_key)] if lead.title_key is not None else []
+        held += [("shorter", key) for key in lead.title_subkeys or ()]
+        for hint in _hints(lead, titles=held):
             self.index[hint].add(position)
 
     def like(self, lead: NewLead) -> list[NewLead]:
         """Candidates for `lead`, newest first."""
         hits: set[int] = set()
-        for hint in _hints(lead, titles=queries.title_search_keys(lead)):
+        asked = []
+        if lead.title_key is not None:  # as domain.titles_alike: same, one more, one fewer
+            asked = [("whole", lead.title_key), ("shorter", lead.title_key)]
+            asked += [("whole", key) for key in lead.title_subkeys or ()]
+        for hint in _hints(lead, titles=asked):
             hits |= self.index.get(hint, set())
         return [self.leads[position] for position in sorted(hits, reverse=True)]

@@ -129,9 +129,11 @@ class Lead(SQLModel, table=True):
     submitted_by: UUID
     submitted_at: datetime = sqlmodel.Field(sa_column=_utc("submitted_at", nullable=False))
     last_activity_at: datetime = sqlmodel.Field(sa_column=_utc("last_activity_at", nullable=False))
-    # What the duplicate search finds it by (domain.lead_title_keys, GIN-indexed).
-    title_keys: list[int] | None = sqlmodel.Field(
-        default=None, sa_column=Column("title_keys", ARRAY(sa.BigInteger)))
+    # What the duplicate search finds it by (domain.TitleKeys; B-tree and GIN indexes).
+    title_key: int | None = sqlmodel.Field(
+        default=None, sa_column=Column("title_key", sa.BigInteger))
+    title_subkeys: list[int] | None = sqlmodel.Field(
+        default=None, sa_column=Column("title_subkeys", ARRAY(sa.BigInteger)))
     # Its words (domain.lead_alike_words): near-identical wording is judged on them, and the
     # search finds leads by them (index leads_search on array_to_tsvector(alike_words)).
     alike_words: list[str] | None = sqlmodel.Field(

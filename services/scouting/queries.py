@@ -56,15 +56,25 @@ def words_array(text: str) -> str:
     return f"string_to_array({text}, E'\\n')"
 
 
-def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title_keys: str,
-               words: str, key: str, website: str) -> str:
+def keys_text(keys: list[int] | None) -> str | None:
+    """Title keys as the statements take them (None for none)."""
+    return ",".join(map(str, keys)) if keys else None
+
+
+def keys_array(text: str) -> str:
+    """The SQL that turns a `keys_text` value (the SQL of a parameter) back into bigint[]."""
+    return f"string_to_array({text}, ',')::bigint[]"
+
+
+def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title_key: str,
+               title_subkeys: str, words: str, key: str, website: str) -> str:
     """Three CTEs ending in `duplicates`: the newest open leads of the cluster and market alike
     a lead, each with the reason `domain.duplicate_reason` would give (`why`). Arguments: the
-    SQL of each value, a parameter; `title_keys` is `title_search_keys` of the lead (bigint[])
-    and `words` the `words_text` of its `alike_words`.
+    SQL of each value, a parameter; `title_subkeys` and `words` are `keys_text` of the lead's
+    `title_subkeys` and `words_text` of its `alike_words`.
 
     Leads alike share the counterpart, the website, or the title's telling words, up to one
-    more or one fewer (`domain.title_search_keys`); they come from the three indexes alone,
+    more or one fewer (`domain.titles_alike`); they come from the four indexes alone,
     and only then are kept if of the cluster and market (MATERIALIZED keeps those conditions
     out of the lookup). Left to choose, a planner would read every lead of the cluster and
     market instead, as soon as its statistics (or the table, when a cached plan was made)
@@ -75,8 +85,10 @@ def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title
         hits AS MATERIALIZED (
             SELECT id, title, status, cluster, target_market, submitted_by, submitted_at,
                    counterpart_key, counterpart_domain, alike_words
-            FROM leads WHERE title_keys && {title_keys}
-                          OR counterpart_key = {key} OR counterpart_domain = {website}
+            FROM leads
+            WHERE title_key = {title_key} OR title_key = ANY({keys_array(title_subkeys)})
+               OR title_subkeys @> ARRAY[{title_key}]
+               OR counterpart_key = {key} OR counterpart_domain = {website}
         ), alike AS (
             SELECT * FROM hits
             WHERE cluster = {cluster} AND target_market = {market}
@@ -106,7 +118,8 @@ def _similar(old: str, new: str) -> str:
 
 DUPLICATE_CANDIDATES = f"""
     WITH {duplicates(cluster="$1", market="$2", statuses="$3::text[]", lookback="$4::interval",
-                     title_keys="$5::bigint[]", words="$6::text", key="$7", website="$8")}
+                     title_key="$5::bigint", title_subkeys="$6::text", words="$7::text",
+                     key="$8", website="$9")}
     SELECT * FROM duplicates WHERE why IS NOT NULL ORDER BY submitted_at DESC"""
 
 
@@ -121,18 +134,13 @@ class Owner(NamedTuple):
 DUPLICATE_SCOPE = (sorted(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK)
 
 
-def title_search_keys(lead: NewLead) -> list[int] | None:
-    """The title keys look-alikes of `lead` hold (None for a title of small words alone)."""
-    return domain.title_search_keys(cluster=lead.cluster, market=lead.target_market,
-                                    title=lead.title) or None
-
 
 async def duplicate_candidates(
     conn: asyncpg.Connection, lead: NewLead, *, viewer: Caller
 ) -> list[dict[str, Any]]:
     """Open leads of the same cluster and market that repeat `lead`, with the reason."""
     rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market,
-                            *DUPLICATE_SCOPE, title_search_keys(lead),
+                            *DUPLICATE_SCOPE, lead.title_key, keys_text(lead.title_subkeys),
                             words_text(lead.alike_words), lead.counterpart_key,
                             lead.counterpart_domain)
     return shown_to(viewer, rows)
