@@ -70,17 +70,17 @@ def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title
                title_subkeys: str, words: str, key: str, website: str) -> str:
     """Three CTEs ending in `duplicates`: the newest open leads of the cluster and market alike
     a lead, each with the reason `domain.duplicate_reason` would give (`why`). Arguments: the
-    SQL of each value, a parameter; `title_subkeys` and `words` are `keys_text` of the lead's
-    `title_subkeys` and `words_text` of its `alike_words`.
+    SQL of each value, a parameter; `title_key` is the lead's, `title_subkeys` and `words` are
+    `keys_text` of its `title_subkeys` and `words_text` of its `alike_words`.
 
     Leads alike share the counterpart, the website, or the title's telling words, up to one
-    more or one fewer (`domain.titles_alike`); they come from the four indexes alone,
-    and only then are kept if of the cluster and market (MATERIALIZED keeps those conditions
-    out of the lookup). Left to choose, a planner would read every lead of the cluster and
-    market instead, as soon as its statistics (or the table, when a cached plan was made)
-    were small. Of the newest alike, the reason is
-    decided here, so that a lead with look-alikes but no duplicate is saved by the same
-    statement: `why` mirrors `domain.duplicate_reason`, and is NULL for a lead only alike."""
+    more or one fewer (`domain.titles_alike`); they come from the four indexes alone, and
+    only then are kept if of the cluster and market (MATERIALIZED keeps those conditions out
+    of the lookup). Left to choose, a planner would read every lead of the cluster and market
+    instead, as soon as its statistics (or the table, when a cached plan was made) were
+    small. Of the newest alike, the reason is decided here, so that a lead with look-alikes
+    but no duplicate is saved by the same statement: `why` mirrors `domain.duplicate_reason`,
+    and is NULL for a lead only alike."""
     return f"""
         hits AS MATERIALIZED (
             SELECT id, title, status, cluster, target_market, submitted_by, submitted_at,
