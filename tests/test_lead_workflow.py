@@ -148,6 +148,22 @@ async def test_a_retyped_lead_is_flagged_though_its_title_lost_a_word_and_change
     assert (candidate["id"], candidate["why"]) == (saved.json()["id"], "similar_text")
 
 
+async def test_a_retyped_lead_is_flagged_though_its_title_gained_a_word(
+    platform: Platform,
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    first = a_lead(title=f"Fundus camera {marker} glaucoma", target_market="JP",
+                   description=f"Eye clinics in Kobe want {marker} cameras for screening",
+                   duplicate_check="warn")
+    saved = await platform.scouting.post("/v1/leads", json=first, headers=platform.auth("scout"))
+    assert saved.status_code == 201, saved.text
+    again = {**first, "title": f"Portable fundus camera {marker} glaucoma"}
+    flagged = await platform.scouting.post("/v1/leads", json=again,
+                                           headers=platform.auth("scout"))
+    assert flagged.status_code == 409, flagged.text
+    assert [c["id"] for c in flagged.json()["candidates"]] == [saved.json()["id"]]
+
+
 async def test_a_post_is_refused_as_similar_exactly_when_the_domain_rule_says_so(
     platform: Platform,
 ) -> None:
