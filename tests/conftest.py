@@ -64,9 +64,11 @@ async def settings(broker: EmbeddedBroker) -> AsyncIterator[Settings]:
         write_rate_per_minute=0,  # the limiter has its own test; the rest must not be throttled
         auth_cache_seconds=0,  # revocations are checked at once
     )
-    await migrate_all(settings)
-    yield settings
-    await drop_database(name)
+    try:  # dropped even when a migration fails
+        await migrate_all(settings)
+        yield settings
+    finally:
+        await drop_database(name)
 
 
 @dataclass
