@@ -5,7 +5,7 @@ import re
 import unicodedata
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -166,6 +166,16 @@ def lead_alike_words(*, title: str, description: str, counterpart_name: str | No
     compared, and no index holds them."""
     text = f"{title} {description} {counterpart_name or ''}".lower()
     return list(set(_TERM.findall(text)) - COMMON_WORDS)
+
+
+def search_columns(*, cluster: str, market: str, title: str, description: str,
+                   counterpart_name: str | None) -> dict[str, Any]:
+    """A lead's columns derived from its text, for the duplicate check and the search: set on
+    every save and every correction."""
+    keys = lead_title_keys(cluster=cluster, market=market, title=title)
+    return {"title_key": keys.whole, "title_subkeys": keys.shorter or None,
+            "alike_words": lead_alike_words(title=title, description=description,
+                                            counterpart_name=counterpart_name)}
 
 
 def search_query(text: str) -> str | None:

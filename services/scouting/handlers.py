@@ -66,8 +66,6 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         raise Problem(503, "Contacts unavailable", "This service cannot store contacts yet.")
     title, description = body.title.strip(), body.description.strip()
     counterpart_name = counterpart.name.strip() if counterpart else None
-    title_keys = domain.lead_title_keys(cluster=caller.cluster, market=body.target_market,
-                                        title=title)
     return dict(
         id=uuid4(), kind=body.kind, title=title, description=description,
         target_market=body.target_market,
@@ -82,9 +80,8 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         urgency=body.urgency, estimated_value_eur=body.estimated_value_eur, source=body.source,
         source_date=body.source_date, evidence_links=[str(u) for u in body.evidence_links],
         cluster=caller.cluster, submitted_by=caller.key_id, submitted_at=now, last_activity_at=now,
-        title_key=title_keys.whole, title_subkeys=title_keys.shorter or None,
-        alike_words=domain.lead_alike_words(
-            title=title, description=description, counterpart_name=counterpart_name),
+        **domain.search_columns(cluster=caller.cluster, market=body.target_market, title=title,
+                                description=description, counterpart_name=counterpart_name),
     )
 
 
@@ -95,10 +92,8 @@ SUBMITTED_COLUMNS = (
     "source_date", "evidence_links", "cluster", "submitted_by", "submitted_at",
     "last_activity_at", "title_key", "title_subkeys", "alike_words",
 )
-# Sent as text, split in SQL (`queries.words_text`, `queries.keys_text`): a list parameter
-# costs asyncpg two isinstance checks against ABCs for each element.
-AS_TEXT = {"alike_words": (queries.words_text, queries.words_array),
-           "title_subkeys": (queries.keys_text, queries.keys_array)}
+# List columns, sent as `queries.list_text`: their element types.
+LISTS = {"alike_words": "text", "title_subkeys": "bigint"}
 
 
 def _submit_statement(*, unless_duplicate: bool = False) -> str:
@@ -111,7 +106,7 @@ def _submit_statement(*, unless_duplicate: bool = False) -> str:
     duplicates."""
     table = Lead.__table__
     n = len(SUBMITTED_COLUMNS)
-    values = ", ".join(AS_TEXT[column][1](f"${i}::text") if column in AS_TEXT
+    values = ", ".join(queries.list_array(f"${i}::text", LISTS[column]) if column in LISTS
                        else f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
                        for i, column in enumerate(SUBMITTED_COLUMNS, 1))
     checks = ""
@@ -166,7 +161,7 @@ async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
     body, caller = command.lead, command.caller
     lead = NewLead(**lead_fields(body, caller, vault=vault, now=datetime.now(UTC)))
     _, event = outbox_row(lead_submitted(lead))
-    arguments = [AS_TEXT[column][0](getattr(lead, column)) if column in AS_TEXT
+    arguments = [queries.list_text(getattr(lead, column)) if column in LISTS
                  else getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
         caller.key_id if caller.role == "scout" else None, event["event_id"], event["topic"],
         event["key"], event["event_type"], json.dumps(event["headers"]), event["payload"]]
@@ -231,11 +226,10 @@ async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, calle
         fields["evidence_links"] = [str(u) for u in fields["evidence_links"]]
     for name, value in fields.items():
         setattr(lead, name, value.strip() if isinstance(value, str) else value)
-    title_keys = domain.lead_title_keys(cluster=lead.cluster, market=lead.target_market,
-                                        title=lead.title)
-    lead.title_key, lead.title_subkeys = title_keys.whole, title_keys.shorter or None
-    lead.alike_words = domain.lead_alike_words(
-        title=lead.title, description=lead.description, counterpart_name=lead.counterpart_name)
+    for name, value in domain.search_columns(
+            cluster=lead.cluster, market=lead.target_market, title=lead.title,
+            description=lead.description, counterpart_name=lead.counterpart_name).items():
+        setattr(lead, name, value)
     lead.last_activity_at = datetime.now(UTC)
     await tx.audit(api_key_id=caller.key_id, action="lead.update", subject=str(lead.id))
     return lead

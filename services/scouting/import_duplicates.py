@@ -98,13 +98,14 @@ async def _title_keys(session: AsyncSession,
     given = sa.func.unnest(
         _texts([str(lead.id) for lead in asked]),
         sa.bindparam(None, [lead.title_key for lead in asked], type_=ARRAY(sa.BigInteger)),
-        _texts([queries.keys_text(lead.title_subkeys) or "" for lead in asked]),
+        _texts([queries.list_text(lead.title_subkeys) or "" for lead in asked]),
         _texts([lead.target_market for lead in asked]),
     ).table_valued("lead_id", "title_key", "title_subkeys", "market").render_derived(
         name="given")
     # OFFSET 0 keeps the key match a query of its own, run on the indexes, rather than a
     # filter over every lead of the market.
-    shorter = sa.cast(sa.func.string_to_array(given.c.title_subkeys, ","), ARRAY(sa.BigInteger))
+    shorter = sa.cast(sa.func.string_to_array(given.c.title_subkeys, queries.LIST_SEPARATOR),
+                      ARRAY(sa.BigInteger))
     hits = (sa.select(SAVED).where(sa.or_(
         SAVED.c.title_key == given.c.title_key, SAVED.c.title_key == sa.any_(shorter),
         SAVED.c.title_subkeys.contains(array([given.c.title_key]))))

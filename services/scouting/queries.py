@@ -41,29 +41,19 @@ DUPLICATES_REPORTED = 10  # of which at most this many are named
 DUPLICATE_COLUMNS = ("id", "title", "status", "cluster", "submitted_by", "submitted_at", "why")
 
 
-# Words travel to the statements as one text, a word a line, split again in SQL: a list
-# parameter costs asyncpg two isinstance checks against ABCs for each word.
-WORD_SEPARATOR = "\n"
+# Lists (words, title keys) travel to the statements as one text, an element a line, split
+# again in SQL: a list parameter costs asyncpg two isinstance checks against ABCs per element.
+LIST_SEPARATOR = "\n"
 
 
-def words_text(words: list[str] | None) -> str | None:
-    """Words as the statements take them (None for none)."""
-    return WORD_SEPARATOR.join(words) if words else None
+def list_text(values: list[str] | list[int] | None) -> str | None:
+    """A list as the statements take it (None for none)."""
+    return LIST_SEPARATOR.join(map(str, values)) if values else None
 
 
-def words_array(text: str) -> str:
-    """The SQL that turns a `words_text` value (the SQL of a parameter) back into text[]."""
-    return f"string_to_array({text}, E'\\n')"
-
-
-def keys_text(keys: list[int] | None) -> str | None:
-    """Title keys as the statements take them (None for none)."""
-    return ",".join(map(str, keys)) if keys else None
-
-
-def keys_array(text: str) -> str:
-    """The SQL that turns a `keys_text` value (the SQL of a parameter) back into bigint[]."""
-    return f"string_to_array({text}, ',')::bigint[]"
+def list_array(text: str, element: str = "text") -> str:
+    """The SQL that turns a `list_text` value (the SQL of a parameter) back into an array."""
+    return f"string_to_array({text}, E'\\n')::{element}[]"
 
 
 def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title_key: str,
@@ -71,7 +61,7 @@ def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title
     """Three CTEs ending in `duplicates`: the newest open leads of the cluster and market alike
     a lead, each with the reason `domain.duplicate_reason` would give (`why`). Arguments: the
     SQL of each value, a parameter; `title_key` is the lead's, `title_subkeys` and `words` are
-    `keys_text` of its `title_subkeys` and `words_text` of its `alike_words`.
+    `list_text` of its `title_subkeys` and of its `alike_words`.
 
     Leads alike share the counterpart, the website, or the title's telling words, up to one
     more or one fewer (`domain.titles_alike`); they come from the four indexes alone, and
@@ -86,7 +76,7 @@ def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title
             SELECT id, title, status, cluster, target_market, submitted_by, submitted_at,
                    counterpart_key, counterpart_domain, alike_words
             FROM leads
-            WHERE title_key = {title_key} OR title_key = ANY({keys_array(title_subkeys)})
+            WHERE title_key = {title_key} OR title_key = ANY({list_array(title_subkeys, "bigint")})
                OR title_subkeys @> ARRAY[{title_key}]
                OR counterpart_key = {key} OR counterpart_domain = {website}
         ), alike AS (
@@ -99,7 +89,7 @@ def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title
             SELECT id, title, status, cluster, submitted_by, submitted_at, CASE
                 WHEN counterpart_key = {key} THEN 'same_counterpart'
                 WHEN counterpart_domain = {website} THEN 'same_website'
-                WHEN {_similar("alike_words", words_array(words))} THEN 'similar_text'
+                WHEN {_similar("alike_words", list_array(words))} THEN 'similar_text'
             END AS why
             FROM alike
         )"""
@@ -140,8 +130,8 @@ async def duplicate_candidates(
 ) -> list[dict[str, Any]]:
     """Open leads of the same cluster and market that repeat `lead`, with the reason."""
     rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market,
-                            *DUPLICATE_SCOPE, lead.title_key, keys_text(lead.title_subkeys),
-                            words_text(lead.alike_words), lead.counterpart_key,
+                            *DUPLICATE_SCOPE, lead.title_key, list_text(lead.title_subkeys),
+                            list_text(lead.alike_words), lead.counterpart_key,
                             lead.counterpart_domain)
     return shown_to(viewer, rows)
 
