@@ -20,6 +20,7 @@ machine cannot tell.
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -133,6 +134,7 @@ async def main(count: int, concurrency: int, profile: bool, under_callgrind: boo
         from services.scouting.main import create_app
 
         app = create_app(settings)
+        gc.freeze()  # as `gvn serve` does
         leads = iter(payloads.bodies(count + 400))  # distinct leads, as scouts word them
 
         async def client(posts: int) -> list[int]:

@@ -93,7 +93,17 @@ SUBMITTED_COLUMNS = (
     "last_activity_at", "title_key", "title_subkeys", "alike_words",
 )
 # List columns, sent as `queries.list_text`: their element types.
-LISTS = {"alike_words": "text", "title_subkeys": "bigint"}
+LISTS = {"application_areas": "text", "technologies": "text", "evidence_links": "text",
+         "alike_words": "text", "title_subkeys": "bigint"}
+
+
+def _value(column: str, parameter: str) -> str:
+    """The SQL of a submitted column's value from its parameter."""
+    column_type = Lead.__table__.c[column].type
+    if column not in LISTS:
+        return f"{parameter}::{column_type.compile(dialect=postgresql.dialect())}"
+    array = queries.list_array(f"{parameter}::text", LISTS[column])
+    return array if Lead.__table__.c[column].nullable else f"coalesce({array}, '{{}}')"
 
 
 def _submit_statement(*, unless_duplicate: bool = False) -> str:
@@ -101,20 +111,15 @@ def _submit_statement(*, unless_duplicate: bool = False) -> str:
     round trip and atomic without a transaction. A scout key needs an active scout row (no
     row inserted otherwise); $N+1 is the scout key, NULL for other roles.
 
-    `unless_duplicate` first looks for leads the new one repeats (`queries.duplicates`, two
-    more arguments) and saves only if there are none; it returns a row `saved` or the
-    duplicates."""
-    table = Lead.__table__
+    `unless_duplicate` first looks for leads the new one repeats (`queries.duplicates`) and
+    saves only if there are none; it returns a row `saved` or the duplicates."""
     n = len(SUBMITTED_COLUMNS)
-    values = ", ".join(queries.list_array(f"${i}::text", LISTS[column]) if column in LISTS
-                       else f"${i}::{table.c[column].type.compile(dialect=postgresql.dialect())}"
-                       for i, column in enumerate(SUBMITTED_COLUMNS, 1))
+    values = ", ".join(_value(column, f"${i}") for i, column in enumerate(SUBMITTED_COLUMNS, 1))
     checks = ""
     if unless_duplicate:
         column = {name: f"${i}" for i, name in enumerate(SUBMITTED_COLUMNS, 1)}
         checks = queries.duplicates(
             cluster=column["cluster"], market=column["target_market"],
-            statuses=f"${n + 8}::text[]", lookback=f"${n + 9}::interval",
             title_key=f"{column['title_key']}::bigint",
             title_subkeys=f"{column['title_subkeys']}::text",
             words=f"{column['alike_words']}::text",
@@ -165,11 +170,7 @@ async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
                  else getattr(lead, column) for column in SUBMITTED_COLUMNS] + [
         caller.key_id if caller.role == "scout" else None, event["event_id"], event["topic"],
         event["key"], event["event_type"], json.dumps(event["headers"]), event["payload"]]
-    if body.duplicate_check == "warn":
-        statement = SUBMIT_UNLESS_DUPLICATE
-        arguments += queries.DUPLICATE_SCOPE
-    else:
-        statement = SUBMIT
+    statement = SUBMIT_UNLESS_DUPLICATE if body.duplicate_check == "warn" else SUBMIT
     rows = await conn.fetch(statement, *arguments)
     if not rows:  # neither saved nor a duplicate: a scout key's first lead, or an inactive scout
         await register_scout(conn, caller)

@@ -19,6 +19,10 @@ from shared.db import Database
 from shared.problems import Problem
 
 DUPLICATE_LOOKBACK = timedelta(days=365)
+# The leads a new one may repeat: open, and reported within the lookback. Constants, so they
+# are written into the statements.
+OPEN = ", ".join(f"'{status}'" for status in sorted(domain.OPEN_STATUSES))
+LOOKBACK = f"{DUPLICATE_LOOKBACK.days} days"
 WITHHELD = "(reported by another scout of your cluster)"
 
 
@@ -56,8 +60,8 @@ def list_array(text: str, element: str = "text") -> str:
     return f"string_to_array({text}, E'\\n')::{element}[]"
 
 
-def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title_key: str,
-               title_subkeys: str, words: str, key: str, website: str) -> str:
+def duplicates(*, cluster: str, market: str, title_key: str, title_subkeys: str, words: str,
+               key: str, website: str) -> str:
     """Three CTEs ending in `duplicates`: the newest open leads of the cluster and market alike
     a lead, each with the reason `domain.duplicate_reason` would give (`why`). Arguments: the
     SQL of each value, a parameter; `title_key` is the lead's, `title_subkeys` and `words` are
@@ -82,7 +86,7 @@ def duplicates(*, cluster: str, market: str, statuses: str, lookback: str, title
         ), alike AS (
             SELECT * FROM hits
             WHERE cluster = {cluster} AND target_market = {market}
-              AND status = ANY({statuses}) AND submitted_at > now() - {lookback}
+              AND status IN ({OPEN}) AND submitted_at > now() - interval '{LOOKBACK}'
             ORDER BY submitted_at DESC
             LIMIT {CANDIDATES_PER_LEAD}
         ), duplicates AS (
@@ -107,9 +111,8 @@ def _similar(old: str, new: str) -> str:
 
 
 DUPLICATE_CANDIDATES = f"""
-    WITH {duplicates(cluster="$1", market="$2", statuses="$3::text[]", lookback="$4::interval",
-                     title_key="$5::bigint", title_subkeys="$6::text", words="$7::text",
-                     key="$8", website="$9")}
+    WITH {duplicates(cluster="$1", market="$2", title_key="$3::bigint", title_subkeys="$4::text",
+                     words="$5::text", key="$6", website="$7")}
     SELECT * FROM duplicates WHERE why IS NOT NULL ORDER BY submitted_at DESC"""
 
 
@@ -120,17 +123,13 @@ class Owner(NamedTuple):
     submitted_by: UUID
 
 
-# The values `duplicates` takes besides the lead's own columns: the open statuses, how far back.
-DUPLICATE_SCOPE = (sorted(domain.OPEN_STATUSES), DUPLICATE_LOOKBACK)
-
-
 
 async def duplicate_candidates(
     conn: asyncpg.Connection, lead: NewLead, *, viewer: Caller
 ) -> list[dict[str, Any]]:
     """Open leads of the same cluster and market that repeat `lead`, with the reason."""
     rows = await conn.fetch(DUPLICATE_CANDIDATES, lead.cluster, lead.target_market,
-                            *DUPLICATE_SCOPE, lead.title_key, list_text(lead.title_subkeys),
+                            lead.title_key, list_text(lead.title_subkeys),
                             list_text(lead.alike_words), lead.counterpart_key,
                             lead.counterpart_domain)
     return shown_to(viewer, rows)
