@@ -166,7 +166,7 @@ class Endpoint:
             spy.mkdir(parents=True, exist_ok=True)
             recorder = subprocess.Popen(  # noqa: S603 - our own venv's py-spy
                 [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw", "--rate",
-                 "100", "-p", str(self.pid), "-o", str(spy / f"{self.name}.txt")],
+                 "400", "-p", str(self.pid), "-o", str(spy / f"{self.name}.txt")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         before = cpu_seconds(self.pid), postgres_cpu_seconds(), cpu_seconds(self.broker)
         step = self.step(rate=None, seconds=seconds)

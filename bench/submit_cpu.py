@@ -20,7 +20,6 @@ machine cannot tell.
 import argparse
 import asyncio
 import cProfile
-import gc
 import json
 import os
 import pstats
@@ -46,6 +45,7 @@ from services.scouting.settings import ScoutingSettings  # noqa: E402
 from shared.broker import EmbeddedBroker  # noqa: E402
 from shared.keys import create_key  # noqa: E402
 from shared.migrations import migrate_all  # noqa: E402
+from shared.service import tune_garbage_collector  # noqa: E402
 
 
 def request(body: bytes, token: str) -> dict:
@@ -134,7 +134,7 @@ async def main(count: int, concurrency: int, profile: bool, under_callgrind: boo
         from services.scouting.main import create_app
 
         app = create_app(settings)
-        gc.freeze()  # as `gvn serve` does
+        tune_garbage_collector()  # as `gvn serve` does
         leads = iter(payloads.bodies(count + 400))  # distinct leads, as scouts word them
 
         async def client(posts: int) -> list[int]:

@@ -93,16 +93,15 @@ async def _keys(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
 
 
 def _serve(service: str) -> int:
-    import gc
     import importlib
 
     import uvicorn
 
+    from shared.service import tune_garbage_collector
+
     settings = get_settings()
     app = importlib.import_module(f"services.{service}.main").create_app()
-    # What start-up made (modules, models, routes) lives as long as the process: frozen, no
-    # full collection walks it again (each one cost ~100 ms of a busy server's CPU).
-    gc.freeze()
+    tune_garbage_collector()
     uvicorn.run(app, host=settings.host, port=settings.port_for(service), log_config=None,
                 access_log=False)
     return 0

