@@ -171,6 +171,29 @@ async def test_a_submitted_lead_is_saved_with_its_history_audit_row_and_one_even
     assert json.loads(events[0]["payload"])["title"] == "Raman probe for KR"
 
 
+@pytest.mark.parametrize("duplicate_check", ["warn", "confirmed_new"])
+async def test_a_leads_lists_are_kept_as_given_and_empty_ones_as_empty(
+    platform: Platform, duplicate_check: str,
+) -> None:
+    given = {"application_areas": ["therapy", "sensing"],
+             "technologies": ["Raman", "C++ firmware", "NIR #2"],
+             "evidence_links": ["https://example.org/tender?id=7", "https://example.jp/a"]}
+    for lists in (given, dict.fromkeys(given, [])):
+        tag = uuid.uuid4().hex[:8]
+        answer = await platform.scouting.post(
+            "/v1/leads", headers=platform.auth("scout"),
+            json=a_lead(title=f"Lists {tag}", description=f"Kept {tag}",
+                        duplicate_check=duplicate_check, **lists))
+        assert answer.status_code == 201, answer.text
+        read = (await platform.scouting.get(f"/v1/leads/{answer.json()['id']}",
+                                            headers=platform.auth("scout"))).json()
+        assert [read[name] for name in given] == [answer.json()[name] for name in given]
+        assert read["application_areas"] == lists["application_areas"]
+        assert read["technologies"] == (["raman", "c++-firmware", "nir-#2"]
+                                        if lists["technologies"] else [])
+        assert read["evidence_links"] == lists["evidence_links"]
+
+
 async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_lead(
     platform: Platform,
 ) -> None:

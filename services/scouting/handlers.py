@@ -99,11 +99,11 @@ LISTS = {"application_areas": "text", "technologies": "text", "evidence_links": 
 
 def _value(column: str, parameter: str) -> str:
     """The SQL of a submitted column's value from its parameter."""
-    column_type = Lead.__table__.c[column].type
+    table_column = Lead.__table__.c[column]
     if column not in LISTS:
-        return f"{parameter}::{column_type.compile(dialect=postgresql.dialect())}"
+        return f"{parameter}::{table_column.type.compile(dialect=postgresql.dialect())}"
     array = queries.list_array(f"{parameter}::text", LISTS[column])
-    return array if Lead.__table__.c[column].nullable else f"coalesce({array}, '{{}}')"
+    return array if table_column.nullable else f"coalesce({array}, '{{}}')"  # none: empty
 
 
 def _submit_statement(*, unless_duplicate: bool = False) -> str:

@@ -21,8 +21,8 @@ from shared.problems import Problem
 DUPLICATE_LOOKBACK = timedelta(days=365)
 # The leads a new one may repeat: open, and reported within the lookback. Constants, so they
 # are written into the statements.
-OPEN = ", ".join(f"'{status}'" for status in sorted(domain.OPEN_STATUSES))
-LOOKBACK = f"{DUPLICATE_LOOKBACK.days} days"
+OPEN_SQL = ", ".join(f"'{status}'" for status in sorted(domain.OPEN_STATUSES))
+LOOKBACK_SQL = f"interval '{DUPLICATE_LOOKBACK.days} days'"
 WITHHELD = "(reported by another scout of your cluster)"
 
 
@@ -45,8 +45,9 @@ DUPLICATES_REPORTED = 10  # of which at most this many are named
 DUPLICATE_COLUMNS = ("id", "title", "status", "cluster", "submitted_by", "submitted_at", "why")
 
 
-# Lists (words, title keys) travel to the statements as one text, an element a line, split
-# again in SQL: a list parameter costs asyncpg two isinstance checks against ABCs per element.
+# Lists (words, title keys, tags, links) travel to the statements as one text, an element a
+# line, split again in SQL: a list parameter costs asyncpg two isinstance checks against ABCs
+# per element.
 LIST_SEPARATOR = "\n"
 
 
@@ -86,7 +87,7 @@ def duplicates(*, cluster: str, market: str, title_key: str, title_subkeys: str,
         ), alike AS (
             SELECT * FROM hits
             WHERE cluster = {cluster} AND target_market = {market}
-              AND status IN ({OPEN}) AND submitted_at > now() - interval '{LOOKBACK}'
+              AND status IN ({OPEN_SQL}) AND submitted_at > now() - {LOOKBACK_SQL}
             ORDER BY submitted_at DESC
             LIMIT {CANDIDATES_PER_LEAD}
         ), duplicates AS (
@@ -121,7 +122,6 @@ class Owner(NamedTuple):
 
     cluster: str
     submitted_by: UUID
-
 
 
 async def duplicate_candidates(
