@@ -4,11 +4,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import ValidationError
 
 from shared.contracts import EventData, contract_for
+from shared.ids import uuid7
 from shared.telemetry import TRACE_HEADERS
 
 D = TypeVar("D", bound=EventData)
@@ -25,7 +26,7 @@ class Event(Generic[D]):
     """One event: its CloudEvents attributes and its typed data."""
 
     data: D
-    id: UUID = field(default_factory=uuid4)
+    id: UUID = field(default_factory=uuid7)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     correlation_id: str | None = None
     causation_id: str | None = None

@@ -27,6 +27,7 @@ from services.scouting.models import (
 from shared.auth import Caller
 from shared.contracts import crm, matching, scouting
 from shared.events import Event
+from shared.ids import uuid7
 from shared.problems import Problem
 from shared.uow import Transaction, outbox_row
 
@@ -67,7 +68,7 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
     title, description = body.title.strip(), body.description.strip()
     counterpart_name = counterpart.name.strip() if counterpart else None
     return dict(
-        id=uuid4(), kind=body.kind, title=title, description=description,
+        id=uuid7(), kind=body.kind, title=title, description=description,
         target_market=body.target_market,
         application_areas=domain.unique(body.application_areas),
         technologies=domain.normalise_technologies(body.technologies),

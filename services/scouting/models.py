@@ -21,6 +21,7 @@ from sqlmodel import Column, SQLModel
 
 from services.scouting.settings import get_scouting_settings
 from shared.contracts.scouting import LeadKind
+from shared.ids import uuid7
 
 ApplicationArea = Literal[
     "diagnostics", "interventional_imaging", "therapy", "sensing", "regenerative_medicine",
@@ -100,7 +101,7 @@ class Scout(SQLModel, table=True):
 class Lead(SQLModel, table=True):
     __tablename__ = "leads"
 
-    id: UUID = sqlmodel.Field(default_factory=uuid4, primary_key=True)
+    id: UUID = sqlmodel.Field(default_factory=uuid7, primary_key=True)
     kind: str
     title: str
     description: str
