@@ -175,7 +175,7 @@ def search_columns(*, cluster: str, market: str, title: str, description: str,
     keys = lead_title_keys(cluster=cluster, market=market, title=title)
     return {"title_key": keys.whole, "title_subkeys": keys.shorter or None,
             "alike_words": lead_alike_words(title=title, description=description,
-                                            counterpart_name=counterpart_name)}
+                                            counterpart_name=counterpart_name) or None}
 
 
 def search_query(text: str) -> str | None:

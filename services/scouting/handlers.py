@@ -100,11 +100,9 @@ LISTS = {"application_areas": "text", "technologies": "text", "evidence_links": 
 
 def _value(column: str, parameter: str) -> str:
     """The SQL of a submitted column's value from its parameter."""
-    table_column = Lead.__table__.c[column]
-    if column not in LISTS:
-        return f"{parameter}::{table_column.type.compile(dialect=postgresql.dialect())}"
-    array = queries.list_array(f"{parameter}::text", LISTS[column])
-    return array if table_column.nullable else f"coalesce({array}, '{{}}')"  # none: empty
+    if column in LISTS:
+        return queries.list_array(f"{parameter}::text", LISTS[column])
+    return f"{parameter}::{Lead.__table__.c[column].type.compile(dialect=postgresql.dialect())}"
 
 
 def _submit_statement(*, unless_duplicate: bool = False) -> str:

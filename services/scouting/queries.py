@@ -52,8 +52,8 @@ LIST_SEPARATOR = "\n"
 
 
 def list_text(values: list[str] | list[int] | None) -> str | None:
-    """A list as the statements take it (None for none)."""
-    return LIST_SEPARATOR.join(map(str, values)) if values else None
+    """A list as the statements take it: None stays NULL, an empty list an empty array."""
+    return None if values is None else LIST_SEPARATOR.join(map(str, values))
 
 
 def list_array(text: str, element: str = "text") -> str:
