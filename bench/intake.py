@@ -46,7 +46,7 @@ import httpx  # noqa: E402
 
 from bench import loadgen, payloads  # noqa: E402
 from services.scouting.contacts import new_key  # noqa: E402
-from shared.broker import EmbeddedBroker, free_port  # noqa: E402
+from shared.broker import TansuBroker, free_port  # noqa: E402
 from shared.keys import create_key  # noqa: E402
 from shared.migrations import migrate_all  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -247,7 +247,7 @@ async def import_rows(url: str, token: str, rows: int, folder: Path) -> dict:
 
 
 async def main(quick: bool, spy: Path | None) -> int:
-    broker = EmbeddedBroker()
+    broker = TansuBroker()
     broker.start()
     names = [f"gvn_intake_{uuid.uuid4().hex[:8]}", f"gvn_bare_{uuid.uuid4().hex[:8]}"]
     processes: list[subprocess.Popen] = []

@@ -8,7 +8,7 @@ Run from the repository root:
 
 What one invocation does
 ------------------------
-1. Starts ONE fresh Tansu broker (`shared.broker.EmbeddedBroker`, memory storage, loopback)
+1. Starts ONE fresh Tansu broker (`shared.broker.TansuBroker`, memory storage, loopback)
    used by both flows, and stops it at the end.
 2. Raw baseline: a fresh database `gvn_rawbench_<rand>`, then `bench/raw_app.py` under uvicorn
    in one process (bare FastAPI app + outbox relay + one consumer; see that module).
@@ -115,7 +115,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 from bench import loadgen  # noqa: E402
-from shared.broker import EmbeddedBroker, free_port, wait_for_broker  # noqa: E402
+from shared.broker import TansuBroker, free_port, wait_for_broker  # noqa: E402
 from shared.keys import create_key  # noqa: E402
 from shared.migrations import migrate_all  # noqa: E402
 from shared.settings import SERVICES, Settings  # noqa: E402
@@ -290,7 +290,7 @@ class Bench:
         self.logdir = Path(tempfile.mkdtemp(prefix=f"gvn-bench-{self.run_id}-"))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.databases: list[str] = []
-        self.broker: EmbeddedBroker | None = None
+        self.broker: TansuBroker | None = None
         self.rss: dict[str, float | None] = {}
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.spies: list[subprocess.Popen[bytes]] = []
@@ -647,7 +647,7 @@ class Bench:
             initializer=loadgen.ignore_sigint)
         await asyncio.gather(*[asyncio.get_running_loop().run_in_executor(self.pool, loadgen.warm)
                                for _ in range(self.args.client_procs)])
-        self.broker = EmbeddedBroker(log_file=self.logdir / "broker.log")
+        self.broker = TansuBroker(log_file=self.logdir / "broker.log")
         self.broker.start()
         await wait_for_broker(Settings(kafka_bootstrap_servers=self.broker.bootstrap))
         say(f"  broker (Tansu) on {self.broker.bootstrap}, pid {self.broker.process.pid}")

@@ -40,7 +40,7 @@ from bench import payloads  # noqa: E402
 from bench.submit_cpu import post  # noqa: E402
 from services.scouting.contacts import new_key  # noqa: E402
 from services.scouting.settings import ScoutingSettings  # noqa: E402
-from shared.broker import EmbeddedBroker, free_port  # noqa: E402
+from shared.broker import TansuBroker, free_port  # noqa: E402
 from shared.keys import create_key  # noqa: E402
 from shared.migrations import migrate_all  # noqa: E402
 
@@ -171,7 +171,7 @@ async def main(leads: int, count: int, sql: str, keep: Path | None) -> int:
     if not shutil.which("valgrind"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    broker = EmbeddedBroker()
+    broker = TansuBroker()
     broker.start()
     folder = Path(tempfile.mkdtemp(prefix="gvn-pg-"))
     server = Server(folder)

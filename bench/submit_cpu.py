@@ -42,7 +42,7 @@ from bench import payloads  # noqa: E402
 from bench.intake import db_url, postgres_cpu_seconds  # noqa: E402
 from services.scouting.contacts import new_key  # noqa: E402
 from services.scouting.settings import ScoutingSettings  # noqa: E402
-from shared.broker import EmbeddedBroker  # noqa: E402
+from shared.broker import TansuBroker  # noqa: E402
 from shared.keys import create_key  # noqa: E402
 from shared.migrations import migrate_all  # noqa: E402
 from shared.service import tune_garbage_collector  # noqa: E402
@@ -121,7 +121,7 @@ def count_instructions(count: int, concurrency: int) -> int:
 
 
 async def main(count: int, concurrency: int, profile: bool, under_callgrind: bool) -> int:
-    broker = EmbeddedBroker()
+    broker = TansuBroker()
     broker.start()
     name = f"gvn_submitcpu_{uuid.uuid4().hex[:8]}"
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from shared.broker import EmbeddedBroker, ensure_topics
+from shared.broker import TansuBroker, ensure_topics
 from shared.migrations import database_name, migrate_all, with_database
 from shared.settings import SERVICES, Settings
 
@@ -28,7 +28,7 @@ async def run_platform(settings: Settings, *, demo: bool) -> int:
     broker, children = None, []
     try:
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-            broker = EmbeddedBroker(9092 if _port_free(9092) else None,
+            broker = TansuBroker(9092 if _port_free(9092) else None,
                                     log_file=data_dir / "tansu.log")
             broker.start()
             settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap})

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     )
     kafka_topic_partitions: int = Field(6, ge=1, le=1000, description="Partitions per topic.")
     kafka_replication_factor: int = Field(1, ge=1, le=5, description="Replicas per topic.")
+    kafka_min_insync_replicas: int = Field(
+        1, ge=1, le=5, description="Replicas that must have a write before acks=all answers "
+        "(topic setting min.insync.replicas; 2 with replication factor 3 in production).")
+    kafka_retention_hours: float = Field(
+        168.0, gt=0, description="How long the broker keeps events (topic setting retention.ms).")
     kafka_fetch_max_wait_ms: int = Field(
         50, ge=0, le=5000, description="How long the broker may hold a fetch: the dev broker "
         "holds each fetch this long, so it trades latency against polling cost.")

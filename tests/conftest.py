@@ -1,14 +1,16 @@
-"""Test fixtures: a real Tansu broker, a fresh Postgres database per run, the four services.
+"""Test fixtures: a real broker, a fresh Postgres database per run, the four services.
 
-The database named by DATABASE_URL's server (127.0.0.1:5432 by default) gets a new database
-`gvn_test_<random>` for this run, dropped at the end; the broker is started here and stopped.
+The broker is chosen by GVN_TEST_BROKER: `kafka` (default; Apache Kafka, one KRaft node from
+the Maven-fetched jars) or `tansu` (the embedded default of `gvn up`); it is started here and
+stopped. The database named by DATABASE_URL's server (127.0.0.1:5432 by default) gets a new
+database `gvn_test_<random>` for this run, dropped at the end.
 """
 
 import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.scouting.contacts import new_key
 from services.scouting.settings import ScoutingSettings
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker, KafkaCluster, TansuBroker
 from shared.events import Event
 from shared.keys import create_key
 from shared.migrations import migrate_all
@@ -29,6 +31,8 @@ from shared.settings import SERVICES, Settings
 
 INTERNAL_TOKEN = "internal-test-token"
 
+TEST_BROKER = os.environ.get("GVN_TEST_BROKER", "kafka")
+assert TEST_BROKER in ("kafka", "tansu"), f"GVN_TEST_BROKER={TEST_BROKER}: kafka or tansu"
 SERVER_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -45,16 +49,20 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
+def pytest_report_header() -> str:
+    return f"broker under test: {TEST_BROKER} (GVN_TEST_BROKER)"
+
+
 @pytest.fixture(scope="session")
-def broker() -> EmbeddedBroker:
-    broker = EmbeddedBroker()
+def broker() -> Iterator[Broker]:
+    broker: Broker = KafkaCluster(1) if TEST_BROKER == "kafka" else TansuBroker()
     broker.start()
     yield broker
     broker.stop()
 
 
 @pytest.fixture(scope="session")
-async def settings(broker: EmbeddedBroker) -> AsyncIterator[Settings]:
+async def settings(broker: Broker) -> AsyncIterator[Settings]:
     name = f"gvn_test_{uuid.uuid4().hex[:10]}"
     # Scouting's settings are a superset of the platform's: every service takes them.
     settings = ScoutingSettings(

@@ -6,15 +6,18 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.kpi import handlers as kpi_handlers
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.consumer import ANY_EVENT, EventConsumer
 from shared.contracts import all_topics
 from shared.outbox import replay
 from tests.conftest import Platform, a_lead, eventually, publish
 from tests.test_lead_flow import leads_submitted
+
+pytestmark = pytest.mark.broker
 
 
 async def submit(platform: Platform, **overrides) -> dict:
@@ -73,7 +76,7 @@ async def inbox_duplicates(consumer: EventConsumer) -> float:
 
 
 async def test_a_lead_posted_while_the_broker_is_down_arrives_when_it_is_back(
-    platform: Platform, broker: EmbeddedBroker,
+    platform: Platform, broker: Broker,
 ) -> None:
     since = datetime.now(UTC)
     broker.stop()
@@ -84,7 +87,7 @@ async def test_a_lead_posted_while_the_broker_is_down_arrives_when_it_is_back(
         assert row["published_at"] is None
         await asyncio.sleep(1.0)  # the relay tries, fails and keeps the row
     finally:
-        broker.start()  # same port, empty memory storage: topics come back by themselves
+        broker.start()  # same ports; Tansu comes back empty and its topics come back by themselves
 
     async def arrived() -> bool:
         return await facts_about(platform, lead["id"]) == 1

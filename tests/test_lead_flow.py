@@ -3,7 +3,11 @@
 import secrets
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.conftest import Platform, a_lead, eventually
+
+pytestmark = pytest.mark.broker
 
 
 async def leads_submitted(platform: Platform, who: str = "manager", *,

@@ -11,6 +11,8 @@ from shared.outbox import Relay
 from shared.settings import SERVICES
 from tests.conftest import Platform, a_lead, eventually
 
+pytestmark = pytest.mark.broker
+
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_a_service_role_cannot_touch_another_services_schema(

@@ -14,6 +14,8 @@ from opentelemetry.trace import SpanKind
 
 from tests.conftest import Platform, a_lead, eventually
 
+pytestmark = pytest.mark.broker
+
 _exporter = InMemorySpanExporter()
 
 
