@@ -23,6 +23,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -64,6 +65,38 @@ async def ensure_topics(settings: Settings, topics: list[str] | None = None) -> 
         log.info("created topics %s", ", ".join(sorted(missing)))
     finally:
         await admin.close()
+
+
+async def partitions(settings: Settings, topics: set[str]) -> list[TopicPartition]:
+    """Every partition of those of `topics` that the broker has."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        present = sorted(topics & set(await admin.list_topics()))
+        described = await admin.describe_topics(present) if present else []
+    finally:
+        await admin.close()
+    return [TopicPartition(topic["topic"], p["partition"])
+            for topic in described for p in topic["partitions"]]
+
+
+async def end_offsets(settings: Settings, topics: set[str]) -> dict[str, int]:
+    """How many records the broker has ever taken per topic (end offsets summed over its
+    partitions); a topic the broker does not have is left out."""
+    found = await partitions(settings, topics)
+    if not found:
+        return {}
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                              enable_auto_commit=False)
+    await reader.start()
+    try:
+        ends = await reader.end_offsets(found)
+    finally:
+        await reader.stop()
+    held = dict.fromkeys((tp.topic for tp in found), 0)
+    for tp, end in ends.items():
+        held[tp.topic] += end
+    return held
 
 
 def free_port() -> int:

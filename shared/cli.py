@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 from shared.auth import ROLES
@@ -16,8 +17,20 @@ def main(argv: list[str] | None = None) -> int:
 
     up = commands.add_parser("up", help="run the whole platform (embedded broker/DB if needed)")
     up.add_argument("--no-demo", action="store_true", help="do not load the demo data")
+    up.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto",
+                    help="auto (default): Apache Kafka where Java 17+ and its jars or Maven are "
+                    "found, else the embedded Tansu; none when KAFKA_BOOTSTRAP_SERVERS is set")
+    commands.add_parser("down", help="stop the platform a `gvn up` runs (in the background)")
     commands.add_parser("migrate", help="bootstrap roles and schemas, run every migration")
     commands.add_parser("topics", help="create the platform's Kafka topics")
+    broker = commands.add_parser(
+        "broker", help="run a local broker in the foreground (Ctrl-C stops it)")
+    broker.add_argument("--kind", choices=("kafka", "tansu"), default="kafka")
+    broker.add_argument("--nodes", type=int, default=1,
+                        help="Apache Kafka nodes (3: a quorum of three, topics with 3 replicas "
+                        "and min ISR 2)")
+    broker.add_argument("--data", type=Path, help="Kafka data folder (default: a temporary "
+                        "one, deleted at the end)")
     commands.add_parser("asyncapi", help="print the AsyncAPI document of every event")
     serve = commands.add_parser("serve", help="run one service (API, relay, consumers)")
     serve.add_argument("service", choices=SERVICES)
@@ -37,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--hours", type=float, default=24.0, help="how far back (default 24)")
 
     args = parser.parse_args(argv)
-    return asyncio.run(_run(args)) if args.command != "serve" else _serve(args.service)
+    if args.command == "serve":
+        return _serve(args.service)
+    if args.command == "broker":
+        return _broker(args)
+    if args.command == "down":
+        from shared.platform import stop_platform
+
+        return stop_platform(get_settings())
+    return asyncio.run(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -45,7 +66,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
         from shared.platform import run_platform
 
-        return await run_platform(settings, demo=not args.no_demo)
+        return await run_platform(settings, demo=not args.no_demo, broker=args.broker)
     if args.command == "migrate":
         from shared.migrations import migrate_all
 
@@ -90,6 +111,29 @@ async def _keys(settings, args: argparse.Namespace) -> int:  # noqa: ANN001
         return 0
     print(f"gvn: no active key {args.key_id}", file=sys.stderr)
     return 1
+
+
+def _broker(args: argparse.Namespace) -> int:
+    import signal
+
+    from shared.broker import KafkaCluster, TansuBroker
+
+    ports = [9092 + 2 * i for i in range(args.nodes)] + [9093 + 2 * i for i in range(args.nodes)]
+    broker = (TansuBroker(9092) if args.kind == "tansu"
+              else KafkaCluster(args.nodes, data_dir=args.data, ports=ports))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    broker.start()
+    try:
+        print(f"{args.kind} at {broker.bootstrap}; for the services:\n"
+              f"  export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
+        if isinstance(broker, KafkaCluster) and args.nodes >= 3:
+            print("  export KAFKA_REPLICATION_FACTOR=3 KAFKA_MIN_INSYNC_REPLICAS=2", flush=True)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
 
 
 def _serve(service: str) -> int:

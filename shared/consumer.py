@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 from sqlalchemy.dialects.postgresql import insert
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Transaction, Event[Any]], Awaitable[None]]
 Batch = dict[TopicPartition, list[ConsumerRecord]]
 ANY_EVENT = "*"  # handler key of a consumer that takes every event type on its topics
+LAG_INTERVAL_S = 5.0
+ADMIN_LAG_RETRY_S = 60.0
 
 
 def is_infrastructure_error(error: BaseException) -> bool:
@@ -67,7 +70,6 @@ class EventConsumer:
         self.consumer: AIOKafkaConsumer | None = None
         self._producer = create_producer(settings)
         self._tracer = tracer(service)
-        self._lag_observed = 0.0
         self._positions: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
@@ -93,7 +95,15 @@ class EventConsumer:
         await self._producer.stop()
 
     async def run(self) -> None:
-        """Consume until cancelled; broker or database outages are waited out."""
+        """Consume until cancelled, exporting the lag; broker or database outages are
+        waited out."""
+        lag = asyncio.create_task(self.watch_lag(), name=f"{self.name}-lag")
+        try:
+            await self._consume()
+        finally:
+            lag.cancel()
+
+    async def _consume(self) -> None:
         backoff = 0.2
         while True:
             try:
@@ -227,18 +237,50 @@ class EventConsumer:
         await asyncio.sleep(delay)
 
     def _observe_lag(self, batch: Batch) -> None:
-        """Lag from the consumer's own view (the dev broker cannot answer the admin query)."""
+        """Remember how far this member got; the lag watcher turns it into a figure."""
         for tp, records in batch.items():
             self._positions[tp] = records[-1].offset + 1
-        now = time.monotonic()
-        if self.consumer is None or now - self._lag_observed < 1.0:
-            return
-        self._lag_observed = now
+
+    async def watch_lag(self) -> None:
+        """Export lag per partition every few seconds: the group's committed offsets against
+        the end offsets, from the broker's admin API; where that fails (Tansu cannot answer
+        it), this member's own positions against the high-water marks it saw, and the admin
+        API is tried again a minute later."""
+        admin_after = 0.0
+        while True:
+            await asyncio.sleep(LAG_INTERVAL_S)
+            lags = None
+            if time.monotonic() >= admin_after:
+                try:
+                    lags = await self._lag_from_broker()
+                except Exception as error:
+                    log.debug("no admin offsets for %s: %s", self.group, error)
+                    admin_after = time.monotonic() + ADMIN_LAG_RETRY_S
+            for tp, lag in (lags if lags is not None else self._lag_seen()).items():
+                CONSUMER_LAG.labels(self.service, self.group, tp.topic, str(tp.partition)).set(lag)
+
+    async def _lag_from_broker(self) -> dict[TopicPartition, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.group)
+        finally:
+            await admin.close()
+        if self.consumer is None or not committed:
+            return {}
+        ends = await self.consumer.end_offsets(list(committed))
+        return {tp: max(ends[tp] - meta.offset, 0) for tp, meta in committed.items()
+                if tp in ends and meta.offset >= 0}
+
+    def _lag_seen(self) -> dict[TopicPartition, int]:
+        if self.consumer is None:
+            return {}
+        lags = {}
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
             if highwater is not None and tp in self._positions:
-                lag = max(highwater - self._positions[tp], 0)
-                CONSUMER_LAG.labels(self.service, self.name, tp.topic, str(tp.partition)).set(lag)
+                lags[tp] = max(highwater - self._positions[tp], 0)
+        return lags
 
 
 def handlers_for(*pairs: tuple[type[EventData] | str, Handler]) -> dict[str, Handler]:

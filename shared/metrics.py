@@ -25,9 +25,15 @@ OUTBOX_FAILED = Gauge(
     "gvn_outbox_failed", "Outbox rows the relay could not send at all (marked failed, kept).",
     ["service"],
 )
+OUTBOX_REFILLS = Counter(
+    "gvn_outbox_refills_total", "Times the relay found the broker lacking events it had "
+    "published (a restarted or rebuilt broker) and queued them again from the outbox.",
+    ["service"],
+)
 CONSUMER_LAG = Gauge(
-    "gvn_consumer_lag", "High-water mark minus position, per partition.",
-    ["service", "consumer", "topic", "partition"],
+    "gvn_consumer_lag", "Records on a partition the group has not committed yet (end offset "
+    "minus committed offset; on Tansu: high-water mark minus the member's position).",
+    ["service", "group", "topic", "partition"],
 )
 HANDLER_SECONDS = Histogram(
     "gvn_handler_seconds", "Time to handle one batch of events in one transaction.",

@@ -3,6 +3,11 @@
 One relay per service is active at a time (it holds a Postgres advisory lock on its schema);
 other replicas stand by, so per-aggregate order holds however many replicas run.
 
+A broker that lacks what the relay published (Tansu restarted with its memory storage, a
+Kafka cluster rebuilt) is refilled from the retained rows before anything new is sent: it
+holds fewer records on a topic than the outbox has marked published to it. Checked when the
+relay becomes active, after every failure, and every few seconds while idle.
+
 Writers wake the relay after they commit (`Relay.poke`): directly when it runs in the same
 process, else with one NOTIFY per burst of commits. Not with a NOTIFY inside each writing
 transaction: Postgres holds a database-wide lock from a notifying commit's start to its end,
@@ -24,14 +29,23 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
-from shared.broker import ensure_topics
-from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_FAILED, OUTBOX_OLDEST_AGE
+from shared.broker import end_offsets, ensure_topics
+from shared.metrics import (
+    EVENTS_PUBLISHED,
+    OUTBOX_BACKLOG,
+    OUTBOX_FAILED,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_REFILLS,
+)
 from shared.settings import Settings
 from shared.telemetry import sampled, tracer
 
 log = logging.getLogger(__name__)
-HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics and retention purge, when idle
+HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics, retention purge, broker check, when idle
 TOPIC_CHECK_INTERVAL_S = 1.0
+# Before refilling a rebuilt broker, let running consumers find their old positions gone
+# (offset out of range: they start again from the earliest), so none skips refilled events.
+REFILL_GRACE_S = 5.0
 # What a row's own content causes (larger than the producer may send, headers that are not a
 # JSON object of strings): sending it again cannot help.
 UNSENDABLE = (MessageSizeTooLargeError, ValueError, TypeError, AttributeError)
@@ -46,6 +60,10 @@ def create_producer(settings: Settings) -> AIOKafkaProducer:
         linger_ms=2,
         request_timeout_ms=10000,
     )
+
+
+class BrokerLost(Exception):
+    """The broker no longer has what the relay sent it."""
 
 
 class Relay:
@@ -128,6 +146,7 @@ class Relay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):  # noqa: ASYNC110
                 await asyncio.sleep(self.settings.outbox_poll_interval_s)  # standby replica
             await conn.add_listener(f"{self.service}_outbox", lambda *_: self.wake.set())
+            await self.refill_if_broker_lost(conn)
             self.active = True
             log.info("relay of %s is active", self.service)
             while True:
@@ -147,6 +166,7 @@ class Relay:
             self._last_housekeeping = now
             await self._observe_backlog(conn)
             await self._purge_expired(conn)
+            await self.refill_if_broker_lost(conn)
         try:
             await asyncio.wait_for(self.wake.wait(), self.settings.outbox_poll_interval_s)
         except TimeoutError:
@@ -214,7 +234,8 @@ class Relay:
         )
 
     async def _check_topics(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
-        """Recreate topics a rebuilt broker lost, before sending to them.
+        """Stop before sending to topics a rebuilt broker lost: the relay starts again and
+        refills the broker first.
 
         Tansu's memory storage acknowledges records sent to a topic it no longer has and
         drops them, so the relay looks at fresh metadata (at most once a second, and after
@@ -225,8 +246,32 @@ class Relay:
             return
         cluster = await producer.client.fetch_all_metadata()
         if not topics <= cluster.topics():
-            await ensure_topics(self.settings)  # every topic of the contracts
+            raise BrokerLost(f"the broker lacks topics {sorted(topics - cluster.topics())}")
         self._topics_checked = now
+
+    async def refill_if_broker_lost(self, conn: asyncpg.Connection) -> int:
+        """Queue the retained events again for every topic on which the broker holds fewer
+        records than this service published there; returns how many rows were queued."""
+        published = {row["topic"]: row["n"] for row in await conn.fetch(
+            "SELECT topic, count(*) AS n FROM outbox WHERE published_at IS NOT NULL "
+            "GROUP BY topic")}
+        if not published:
+            return 0
+        held = await end_offsets(self.settings, set(published))
+        lacking = sorted(topic for topic, count in published.items()
+                         if held.get(topic, 0) < count)
+        if not lacking:
+            return 0
+        log.warning("the broker lacks events %s published to %s: refilling it from the outbox",
+                    self.service, ", ".join(lacking))
+        await ensure_topics(self.settings)
+        await asyncio.sleep(REFILL_GRACE_S)
+        status = await conn.execute(
+            "UPDATE outbox SET published_at = NULL "
+            "WHERE published_at IS NOT NULL AND topic = ANY($1::text[])", lacking)
+        OUTBOX_REFILLS.labels(self.service).inc()
+        self.wake.set()
+        return int(status.split()[-1])
 
     async def _producer(self) -> AIOKafkaProducer:
         if self.producer is None:

@@ -5,11 +5,13 @@ when the parent is killed with SIGKILL and has no chance to clean up: the kernel
 child SIGTERM when its parent dies (Linux's parent-death signal).
 """
 
+import contextlib
 import ctypes
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import psutil
@@ -58,20 +60,48 @@ def kill(process: subprocess.Popen[bytes] | None) -> None:
         process.wait()
 
 
-def port_holder(port: int, host: str = "127.0.0.1") -> str | None:
-    """Who listens on a local TCP port, as 'pid 123 (python3 -m shared.cli serve crm)'."""
+def gone(process: psutil.Process) -> bool:
+    """Nothing of it runs: exited, or a zombie its parent has not reaped yet."""
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(waited: Iterable[psutil.Process], *, timeout: float) -> list[psutil.Process]:
+    """Wait until none of them runs; the ones still running after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    left = list(waited)
+    while (left := [process for process in left if not gone(process)]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def named_in(pid_file: Path, *, running: Callable[[list[str]], bool]) -> psutil.Process | None:
+    """The live process whose pid starts `pid_file`, if its command line passes `running`
+    (the pid in a file left by a killed process may be another program's by now)."""
+    with contextlib.suppress(OSError, ValueError, IndexError, psutil.Error):
+        process = psutil.Process(int(pid_file.read_text().split()[0]))
+        if not gone(process) and running(process.cmdline()):
+            return process
+    return None
+
+
+def listeners(host: str = "127.0.0.1") -> dict[int, int]:
+    """Local TCP ports listened on at `host` (or every interface): port -> pid (0: hidden)."""
     try:
         connections = psutil.net_connections(kind="tcp")
     except psutil.AccessDenied:
-        connections = []
-    for conn in connections:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port \
-                and conn.laddr.ip in (host, "0.0.0.0", "::", f"::ffff:{host}"):
-            if conn.pid is None:
-                return "another user's process"
-            try:
-                command = " ".join(psutil.Process(conn.pid).cmdline())[:120]
-            except psutil.Error:
-                command = "?"
-            return f"pid {conn.pid} ({command})"
-    return None
+        return {}
+    return {conn.laddr.port: conn.pid or 0 for conn in connections
+            if conn.status == psutil.CONN_LISTEN and conn.laddr
+            and conn.laddr.ip in (host, "0.0.0.0", "::", f"::ffff:{host}")}
+
+
+def command_line(pid: int) -> str:
+    """A process's command line, shortened for a message ('?' when it cannot be read)."""
+    try:
+        return " ".join(psutil.Process(pid).cmdline())[:120]
+    except psutil.Error:
+        return "?"

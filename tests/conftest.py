@@ -1,7 +1,7 @@
 """Test fixtures: a real broker, a fresh Postgres database per run, the four services.
 
 The broker is chosen by GVN_TEST_BROKER: `kafka` (default; Apache Kafka, one KRaft node from
-the Maven-fetched jars) or `tansu` (the embedded default of `gvn up`); it is started here and
+the Maven-fetched jars) or `tansu` (the zero-install broker of `gvn up`); it is started here and
 stopped. The database named by DATABASE_URL's server (127.0.0.1:5432 by default) gets a new
 database `gvn_test_<random>` for this run, dropped at the end.
 """

@@ -293,3 +293,15 @@ def test_no_service_runs_more_replicas_than_topic_partitions(directory):
     partitions = int(config_data(docs)["KAFKA_TOPIC_PARTITIONS"])
     for name, deployment in of_kind(docs, "Deployment").items():
         assert 1 <= deployment["spec"]["replicas"] <= partitions, name
+
+
+def test_compose_runs_the_apache_kafka_release_the_suite_is_proven_on(compose):
+    from shared import kafka_jars
+
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{kafka_jars.version()}"
+    assert f"Apache Kafka {kafka_jars.version()}" in (ROOT / "deploy" / "README.md").read_text()
+
+
+def test_production_topics_keep_three_replicas_and_need_two_in_sync():
+    config = load(PRODUCTION / "config.yaml")["data"]
+    assert (config["KAFKA_REPLICATION_FACTOR"], config["KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")

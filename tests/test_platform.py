@@ -153,3 +153,22 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert [name for name in Settings.model_fields if f"`{name.upper()}`" not in readme] == []
+
+
+async def test_consumer_lag_is_exported_per_group_and_partition(platform: Platform) -> None:
+    """From the broker's committed offsets on Apache Kafka, from the consumer's own view on
+    Tansu; either way a caught-up group shows 0 on each partition of its topics."""
+    lead = (await platform.scouting.post("/v1/leads", json=a_lead(),
+                                         headers=platform.auth("scout"))).json()
+
+    async def handled() -> list:
+        return await platform.sql("SELECT 1 FROM kpi.facts WHERE subject = $1", lead["id"])
+    await eventually(handled)
+
+    async def lag_lines() -> list[str]:
+        text = (await platform.kpi.get("/metrics")).text
+        return [line for line in text.splitlines() if line.startswith("gvn_consumer_lag{")
+                and 'group="gvn.kpi.facts"' in line and 'topic="scouting.leads"' in line
+                and line.endswith(" 0.0")]
+    lines = await eventually(lag_lines, timeout=30)
+    assert {line.split('partition="')[1].split('"')[0] for line in lines} <= {"0", "1", "2"}
