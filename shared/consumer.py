@@ -43,6 +43,7 @@ Handler = Callable[[Transaction, Event[Any]], Awaitable[None]]
 Batch = dict[TopicPartition, list[ConsumerRecord]]
 ANY_EVENT = "*"  # handler key of a consumer that takes every event type on its topics
 LAG_INTERVAL_S = 5.0
+METADATA_MAX_AGE_MS = 3000
 ADMIN_LAG_RETRY_S = 60.0
 
 
@@ -83,6 +84,9 @@ class EventConsumer:
             max_poll_records=500,
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
+            # Topics a rebuilt broker gets again are noticed within seconds, not the default
+            # five minutes (until then a member that rejoined without them would sit idle).
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         await self.consumer.start()
         await self._producer.start()
