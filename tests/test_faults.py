@@ -166,6 +166,10 @@ async def test_every_lead_is_handled_once_when_the_partition_leader_is_killed_ka
 ) -> None:
     if not isinstance(deployment.broker, KafkaCluster):
         pytest.skip("Tansu is one process: there is no partition leader to fail over")
+    from tests.test_platform import topic_settings
+
+    configured = await topic_settings(deployment.broker.bootstrap, "scouting.leads")
+    assert configured["min.insync.replicas"] == "2"
     flow = asyncio.create_task(deployment.post_leads(80))
     await asyncio.sleep(1.5)
     leader = await deployment.broker.leader("scouting.leads", 0)

@@ -172,3 +172,28 @@ async def test_consumer_lag_is_exported_per_group_and_partition(platform: Platfo
                 and line.endswith(" 0.0")]
     lines = await eventually(lag_lines, timeout=30)
     assert {line.split('partition="')[1].split('"')[0] for line in lines} <= {"0", "1", "2"}
+
+
+async def topic_settings(bootstrap: str, topic: str) -> dict[str, str]:
+    """retention.ms and min.insync.replicas as the broker reports them for a topic."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [answer] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    entries = answer.resources[0][4]
+    return {entry[0]: entry[1] for entry in entries
+            if entry[0] in ("retention.ms", "min.insync.replicas")}
+
+
+async def test_topics_are_created_with_the_retention_and_min_isr_of_the_settings(
+    platform: Platform,
+) -> None:
+    settings = platform.settings
+    assert await topic_settings(settings.kafka_bootstrap_servers, "scouting.leads") == {
+        "retention.ms": str(int(settings.kafka_retention_hours * 3_600_000)),
+        "min.insync.replicas": str(settings.kafka_min_insync_replicas)}
