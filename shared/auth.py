@@ -132,4 +132,5 @@ def require_role(*roles: Role):  # noqa: ANN201 - a FastAPI dependency
                           f"it needs one of: {', '.join(roles)}.")
         return caller
 
+    check.roles = roles  # type: ignore[attr-defined]  # read by shared.openapi
     return check

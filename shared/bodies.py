@@ -1,4 +1,5 @@
-"""A JSON request body read by pydantic straight from its bytes, for the busiest endpoints.
+"""Request bodies: strict models (one rule for every service), and a JSON body read by pydantic
+straight from its bytes, for the busiest endpoints.
 
 A FastAPI body parameter decodes the JSON with the json module, validates the Python objects
 and is solved like a dependency: the lead POST spent 5% more instructions on it than
@@ -7,11 +8,26 @@ located under "body"; an empty body is malformed JSON, 400), and `documented(mod
 the endpoint the request body FastAPI would have described.
 """
 
-from typing import Any, TypeVar
+import re
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,3 +52,81 @@ def documented(model: type[BaseModel]) -> dict[str, Any]:
     model must be in the document's components already, as another route's body or answer."""
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+# --- request models: strict, and documented as strictly as they are read --------------------
+
+# No coercion: 0 is not false, "1" is not 1, 1.0 is not 1; a field not in the model is refused.
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _json_string(value: Any) -> Any:
+    """JSON carries ids, dates and URLs as strings: a number or boolean never stands for one."""
+    if isinstance(value, bool | int | float | bytes):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
+
+
+def _json_number(value: Any) -> Any:
+    """JSON Schema counts 742.0 as an integer; text and booleans are not numbers."""
+    if isinstance(value, bool | str | bytes):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+def _iso(pattern: str, kind: type, shape: str) -> Any:
+    """Only ISO 8601 text (or the value itself) is a date or a time: not `0` or `1.5`, which
+    pydantic's lax mode reads as seconds since 1970."""
+    def check(value: Any) -> Any:
+        if isinstance(value, kind) or isinstance(value, str) and re.fullmatch(pattern, value):
+            return value
+        raise PydanticCustomError("iso_format", f"Input should be {shape}")
+    return check
+
+
+# Read from their JSON (or query) text: a strict model would want the Python objects.
+Uuid = Annotated[UUID, Strict(False), BeforeValidator(_json_string)]
+Day = Annotated[date, Strict(False), BeforeValidator(
+    _iso(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date, "an ISO 8601 date, YYYY-MM-DD"))]
+# RFC 3339 (OpenAPI's date-time): seconds and an offset required.
+Moment = Annotated[datetime, Strict(False), BeforeValidator(_iso(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})", datetime, "an RFC 3339 date-time with an offset"))]
+
+
+def whole(**bounds: int) -> Any:
+    """An integer (742.0 included, as JSON Schema counts it) within `bounds` (ge, le, ...)."""
+    # The bounds go first: after a validator pydantic could not document them.
+    return Annotated[int, Field(**bounds), Strict(False), BeforeValidator(_json_number)]
+# An http(s) URL as the validator takes it; `format: uri` alone would promise ftp: and mailto:.
+HttpUrl = Annotated[AnyHttpUrl, Strict(False), BeforeValidator(_json_string), WithJsonSchema({
+    "type": "string", "maxLength": 2083,
+    # host names only (the last label not a number, which would make it an IPv4 address)
+    "pattern": "^https?://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]*"
+               "[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$"})]
+
+
+def one_of(values: Sequence[str], *, what: str) -> Any:
+    """Text that must be one of `values` (from configuration), documented as their enum."""
+    allowed = frozenset(values)
+
+    def known(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"unknown {what} {value!r}; one of {', '.join(values)}")
+        return value
+
+    return Annotated[str, AfterValidator(known),
+                     WithJsonSchema({"type": "string", "enum": list(values)})]
+
+
+def drop_null_defaults(schema: dict[str, Any]) -> None:
+    """An optional field that may be left out but not sent as null says so: no `default: null`
+    where null is not one of its values (clients would send the default back)."""
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", ...) is None and not _takes_null(prop):
+            del prop["default"]
+
+
+def _takes_null(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(
+        option.get("type") == "null" for option in prop.get("anyOf", []))

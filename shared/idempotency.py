@@ -6,6 +6,7 @@ the change it describes; a concurrent retry waits on the claim and then reads th
 
 import hashlib
 import json
+import re
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +19,16 @@ from shared.tables import idempotency_keys
 from shared.uow import Transaction
 
 MAX_KEY_LENGTH = 200
+# Visible ASCII, spaces inside only (HTTP trims them at the ends): a UUID, a hash, a row id.
+KEY_PATTERN = f"^[!-~]([ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$"
+# The header as every operation that takes it documents it; `claim` enforces the same.
+HEADER = {"parameters": [{
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Send the same key when retrying: one effect, the first answer. "
+    f"1 to {MAX_KEY_LENGTH} visible ASCII characters.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+               "pattern": KEY_PATTERN}}]}
+LOCATION = {"Location": {"description": "The new record's URL.", "schema": {"type": "string"}}}
 
 
 def request_fingerprint(body: Any) -> str:
@@ -30,9 +41,9 @@ async def claim(
     """Claim the key for this request, or return the answer given to the first one."""
     if key is None:
         return None
-    if not 0 < len(key) <= MAX_KEY_LENGTH:
-        raise Problem(400, "Invalid Idempotency-Key",
-                      f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.")
+    if not re.fullmatch(KEY_PATTERN, key):
+        raise Problem(400, "Invalid Idempotency-Key", f"Idempotency-Key must be 1 to "
+                      f"{MAX_KEY_LENGTH} visible ASCII characters (spaces inside only).")
     fingerprint = request_fingerprint(body)
     claimed = await tx.session.execute(
         insert(idempotency_keys)
@@ -47,7 +58,7 @@ async def claim(
             idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.key == key)
     )).one()
     if prior.request_hash != fingerprint:
-        raise Problem(422, "Idempotency-Key reused",
+        raise Problem(409, "Idempotency-Key reused",
                       "This Idempotency-Key was used for a different request.")
     return JSONResponse(prior.body, status_code=prior.status_code,
                         headers={"Idempotent-Replayed": "true"})

@@ -16,6 +16,8 @@ from shared.broker import dead_letter_topic, ensure_topics
 from shared.consumer import EventConsumer
 from shared.contracts import all_topics
 from shared.db import Database
+from shared.methods import MethodGuard
+from shared.openapi import describe
 from shared.outbox import Relay
 from shared.problems import BodyGuard, install_problem_handlers, problem_response
 from shared.ratelimit import WriteLimiter
@@ -68,6 +70,8 @@ def create_service_app(
     app.state.write_limiter = WriteLimiter(per_minute=settings.write_rate_per_minute,
                                            burst=settings.write_burst)
     install_problem_handlers(app)
+    describe(app)
+    app.add_middleware(MethodGuard, routes=app.router.routes)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, uploads=uploads)
     # Added last, so it wraps the body guard: a refused request is traced too.
     app.add_middleware(TraceRequests, service=service, untraced=UNTRACED_PATHS)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.kpi import queries
 from services.kpi.models import FactPublic, KpiReport
 from shared.auth import Caller, require_role
+from shared.bodies import Moment
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
@@ -20,9 +21,9 @@ Market = Annotated[str | None, Query(max_length=16, description="Market code, e.
 @router.get("/kpis", response_model=KpiReport)
 async def kpi_report(
     caller: Reader, request: Request, cluster: Cluster = None, market: Market = None,
-    period_from: Annotated[datetime | None, Query(alias="from")] = None,
-    period_to: Annotated[datetime | None, Query(alias="to")] = None,
-    as_of: Annotated[datetime | None, Query(description="Values as they stood then.")] = None,
+    period_from: Annotated[Moment | None, Query(alias="from")] = None,
+    period_to: Annotated[Moment | None, Query(alias="to")] = None,
+    as_of: Annotated[Moment | None, Query(description="Values as they stood then.")] = None,
 ) -> KpiReport:
     """Programme KPIs; partners and managers see their own cluster."""
     if caller.cluster:

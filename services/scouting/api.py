@@ -2,7 +2,7 @@
 
 import hmac
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from services.scouting.models import (
     LeadPublic,
     LeadStatus,
     LeadUpdate,
+    Market,
     NewLead,
     Transition,
     TransitionPublic,
@@ -29,7 +30,8 @@ from services.scouting.models import (
 from services.scouting.settings import ScoutingSettings
 from shared import idempotency
 from shared.auth import Caller, require_role
-from shared.bodies import documented, json_body
+from shared.bodies import Day, documented, json_body
+from shared.openapi import problem
 from shared.problems import Problem
 from shared.uow import Transaction, transaction
 
@@ -41,24 +43,24 @@ Submitter = Annotated[Caller, Depends(submitter)]
 Reader = Annotated[Caller, Depends(require_role("scout", "partner", "manager", "ops", "admin"))]
 Editor = Annotated[Caller, Depends(require_role("scout", "partner", "manager", "admin"))]
 Manager = Annotated[Caller, Depends(require_role("manager", "admin"))]
-# Read with `idempotency_key(request)` and described here, not declared as a FastAPI header
+
+
+# Read by hand and documented as idempotency.HEADER, not declared as a FastAPI header
 # parameter: solving one cost the busiest POST 3.5% of its instructions (callgrind).
-IDEMPOTENCY_KEY = {"parameters": [{
-    "name": "Idempotency-Key", "in": "header", "required": False,
-    "description": "Send the same key when retrying: one effect, the first answer.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH}}]}
-
-
 def idempotency_key(request: Request) -> str | None:
     return request.headers.get("idempotency-key")
 
 
-PROBLEMS = {status: {"description": text, "content": {"application/problem+json": {}}}
-            for status, text in {400: "Malformed request", 401: "No or bad API key",
-                                 403: "Not allowed for this key",
-                                 404: "No such lead (or not yours)",
-                                 409: "Conflict with the lead's state", 413: "Body too large",
-                                 422: "Invalid request"}.items()}
+# What shared.openapi cannot tell from a route: the problems particular to leads.
+NO_LEAD = {404: problem(404, "No such lead (or not yours)")}
+CONFLICT = {409: problem(409, "Conflict with the lead's state")}
+# Links from a lead's id, in an answer, to what can be done with the lead (stateful clients
+# and fuzzers follow them to real records).
+LEAD_LINKS = {name: {"operationId": operation, "parameters": {"lead_id": "$response.body#/id"}}
+              for name, operation in {"GetLead": "get_lead", "UpdateLead": "update_lead",
+                                      "TransitionLead": "transition_lead",
+                                      "LeadHistory": "lead_history", "RenewLead": "renew_lead",
+                                      "ListAttachments": "list_attachments"}.items()}
 
 
 def public_lead(lead: Lead | NewLead, settings: ScoutingSettings) -> LeadPublic:
@@ -95,8 +97,11 @@ async def _idempotent_post(
 # The busiest endpoint takes neither its key nor its body as FastAPI parameters: solving them
 # cost it 8% of its instructions (shared/bodies.py). LeadCreate is in the document as the body of
 # /leads/duplicate-check.
-@router.post("/leads", status_code=201, response_model=LeadPublic, responses=PROBLEMS,
-             openapi_extra={**IDEMPOTENCY_KEY, **documented(LeadCreate)})
+@router.post("/leads", status_code=201, response_model=LeadPublic, operation_id="submit_lead",
+             responses={**CONFLICT, 201: {"description": "The lead", "links": LEAD_LINKS,
+                                          "headers": idempotency.LOCATION}},
+             openapi_extra={**idempotency.HEADER, **documented(LeadCreate),
+                            "x-roles": submitter.roles})
 async def submit_lead(request: Request) -> Response:
     """Submit a lead. A likely duplicate (same counterpart or website in the same market, or
     near-identical text) is refused with 409 and the candidates, unless `duplicate_check` is
@@ -132,7 +137,7 @@ async def submit_lead(request: Request) -> Response:
     return await _idempotent_post(request, caller, key, body.model_dump(mode="json"), change)
 
 
-@router.post("/leads/duplicate-check", response_model=list[DuplicateCandidate], responses=PROBLEMS)
+@router.post("/leads/duplicate-check", response_model=list[DuplicateCandidate])
 async def check_duplicates(body: LeadCreate, caller: Submitter, request: Request) -> list[dict]:
     """The leads this one would be flagged against, without saving anything."""
     lead = NewLead(**handlers.lead_fields(body.model_copy(update={"counterpart_contact": None}),
@@ -142,23 +147,24 @@ async def check_duplicates(body: LeadCreate, caller: Submitter, request: Request
         return await queries.duplicate_candidates(conn, lead, viewer=caller)
 
 
-@router.get("/leads", response_model=LeadPage, responses=PROBLEMS)
+@router.get("/leads", response_model=LeadPage)
 async def list_leads(
     caller: Reader, request: Request,
     status: LeadStatus | None = None,
-    market: Annotated[str | None, Query(max_length=8)] = None,
+    market: Market | None = None,
     kind: LeadKind | None = None,
     application_area: ApplicationArea | None = None,
     scout_id: UUID | None = None,
     cluster: Annotated[str | None, Query(max_length=64)] = None,
-    submitted_from: date | None = None,
-    submitted_to: date | None = None,
+    submitted_from: Day | None = None,
+    submitted_to: Day | None = None,
     q: Annotated[str | None, Query(max_length=200, description=(
         "Words of the title, description or counterpart name, all required (small words "
         "such as 'for' are left out; `near-infrared` asks for both words); `-word` excludes, "
         "`or` between words takes either."), examples=["OCT probe -veterinary"])] = None,
     stale: bool | None = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(pattern=queries.CURSOR_PATTERN, description=(
+        "`next_cursor` of the previous page."))] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Leads visible to the key, newest first, filtered; follow `next_cursor` for more."""
@@ -181,13 +187,15 @@ async def visible_lead(request: Request, lead_id: UUID, caller: Caller) -> Lead:
     return lead
 
 
-@router.get("/leads/{lead_id}", response_model=LeadPublic, responses=PROBLEMS)
+@router.get("/leads/{lead_id}", response_model=LeadPublic, responses=NO_LEAD,
+            operation_id="get_lead")
 async def get_lead(lead_id: UUID, caller: Reader, request: Request) -> dict[str, Any]:
     """One lead, if the key may see it (others' leads answer 404, not 403)."""
     return present(await visible_lead(request, lead_id, caller), request.app.state.settings)
 
 
-@router.patch("/leads/{lead_id}", response_model=LeadPublic, responses=PROBLEMS)
+@router.patch("/leads/{lead_id}", response_model=LeadPublic, responses={**NO_LEAD, **CONFLICT},
+              operation_id="update_lead")
 async def update_lead(lead_id: UUID, body: LeadUpdate, caller: Editor,
                       request: Request) -> dict[str, Any]:
     """Correct an open lead's details."""
@@ -196,8 +204,9 @@ async def update_lead(lead_id: UUID, body: LeadUpdate, caller: Editor,
     return present(lead, request.app.state.settings)
 
 
-@router.post("/leads/{lead_id}/transitions", response_model=LeadPublic, responses=PROBLEMS,
-             openapi_extra=IDEMPOTENCY_KEY)
+@router.post("/leads/{lead_id}/transitions", response_model=LeadPublic,
+             responses={**NO_LEAD, **CONFLICT}, openapi_extra=idempotency.HEADER,
+             operation_id="transition_lead")
 async def transition_lead(lead_id: UUID, body: Transition, caller: Manager,
                           request: Request) -> JSONResponse:
     """Move a lead: qualified, rejected (reason), duplicate (duplicate_of), converted, closed."""
@@ -210,7 +219,7 @@ async def transition_lead(lead_id: UUID, body: Transition, caller: Manager,
 
 
 @router.get("/leads/{lead_id}/transitions", response_model=list[TransitionPublic],
-            responses=PROBLEMS)
+            responses=NO_LEAD, operation_id="lead_history")
 async def lead_history(lead_id: UUID, caller: Reader, request: Request) -> list[TransitionPublic]:
     """Every status change of the lead: who (key id), when, why."""
     await visible_lead(request, lead_id, caller)
@@ -218,7 +227,8 @@ async def lead_history(lead_id: UUID, caller: Reader, request: Request) -> list[
     return [TransitionPublic.model_validate(row) for row in rows]
 
 
-@router.post("/leads/{lead_id}/renew", response_model=LeadPublic, responses=PROBLEMS)
+@router.post("/leads/{lead_id}/renew", response_model=LeadPublic,
+             responses={**NO_LEAD, **CONFLICT}, operation_id="renew_lead")
 async def renew_lead(lead_id: UUID, caller: Editor, request: Request) -> dict[str, Any]:
     """Mark a stale lead as still alive."""
     async with transaction(request.app.state.db) as tx:
@@ -229,12 +239,14 @@ async def renew_lead(lead_id: UUID, caller: Editor, request: Request) -> dict[st
 async def internal_service(request: Request,
                            x_internal_token: Annotated[str, Header()] = "") -> None:
     expected = request.app.state.settings.internal_api_token
-    if not expected or not hmac.compare_digest(x_internal_token, expected):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a header may hold them).
+    if not expected or not hmac.compare_digest(x_internal_token.encode(), expected.encode()):
         raise Problem(401, "Unauthorized", "Internal endpoints need the service token.")
 
 
 @internal.get("/leads/{lead_id}/counterpart-contact", response_model=ContactHandover,
-              dependencies=[Depends(internal_service)], responses=PROBLEMS)
+              dependencies=[Depends(internal_service)],
+              responses={**NO_LEAD, 401: problem(401, "No or bad service token")})
 async def counterpart_contact(lead_id: UUID, request: Request) -> dict[str, Any]:
     """For crm only: the counterpart contact, so crm can create the contact it will own."""
     async with transaction(request.app.state.db) as tx:

@@ -119,6 +119,7 @@ def is_stale(*, status: str, last_activity_at: datetime, now: datetime, after: t
 COMMON_WORDS = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "into", "of", "on",
                           "or", "per", "the", "to", "via", "with"})
 _TERM = re.compile(r"\w+")
+MAX_LEXEME_BYTES = 2046
 
 
 def title_terms(title: str) -> list[str]:
@@ -165,7 +166,9 @@ def lead_alike_words(*, title: str, description: str, counterpart_name: str | No
     description and counterpart. Not scoped: only leads of one cluster and market are
     compared, and no index holds them."""
     text = f"{title} {description} {counterpart_name or ''}".lower()
-    return list(set(_TERM.findall(text)) - COMMON_WORDS)
+    words = set(_TERM.findall(text)) - COMMON_WORDS
+    # A tsvector lexeme holds at most 2046 bytes; a longer "word" tells nothing anyway.
+    return [word for word in words if len(word.encode()) <= MAX_LEXEME_BYTES]
 
 
 def search_columns(*, cluster: str, market: str, title: str, description: str,

@@ -215,11 +215,7 @@ async def _editable_lead(tx: Transaction, lead_id: UUID, caller: Caller, *,
 async def update_lead(tx: Transaction, lead_id: UUID, changes: LeadUpdate, caller: Caller) -> Lead:
     """Correct an open lead's details (its owner scout, or its cluster's partners and managers)."""
     lead = await _editable_lead(tx, lead_id, caller, if_closed="can no longer be edited")
-    fields = changes.model_dump(exclude_unset=True)
-    for name, value in fields.items():
-        if value is None and name in ("title", "description", "application_areas",
-                                      "technologies", "urgency", "evidence_links"):
-            raise Problem(422, "Invalid request", f"{name} cannot be null.")
+    fields = changes.model_dump(exclude_unset=True)  # null was refused where not allowed
     if "technologies" in fields:
         fields["technologies"] = domain.normalise_technologies(fields["technologies"])
     if "evidence_links" in fields:
@@ -244,11 +240,9 @@ async def transition_lead(tx: Transaction, lead_id: UUID, move: Transition, call
         domain.check_transition(lead.status, move.to)
     except domain.TransitionRefused as error:
         raise Problem(409, "Transition refused", str(error), status_now=lead.status) from None
-    if move.to in ("rejected", "closed") and not move.reason:
-        raise Problem(422, "Reason required", f"Say why the lead is {move.to} (`reason`).")
-    if move.to == "duplicate":
-        if move.duplicate_of is None or move.duplicate_of == lead.id:
-            raise Problem(422, "Original required", "Name the earlier lead in `duplicate_of`.")
+    if move.to == "duplicate":  # the move's own rules were checked with its shape (Transition)
+        if move.duplicate_of == lead.id:
+            raise Problem(409, "Transition refused", "A lead cannot duplicate itself.")
         await _lead_for(tx, move.duplicate_of, caller, lock=False)
     _apply(tx, lead, to=move.to, reason=move.reason, by_key=caller.key_id,
            duplicate_of=move.duplicate_of)
@@ -320,8 +314,6 @@ async def update_scout(tx: Transaction, scout_id: UUID, changes: ScoutUpdate,
     if scout is None or not caller.may_act_for(scout.home_cluster):
         raise Problem(404, "Not found", f"No scout {scout_id} in this key's cluster.")
     for name, value in changes.model_dump(exclude_unset=True).items():
-        if value is None and name in ("name", "active"):
-            raise Problem(422, "Invalid request", f"{name} cannot be null.")
         setattr(scout, name, value)
     await tx.audit(api_key_id=caller.key_id, action="scout.update", subject=str(scout.id))
     return scout

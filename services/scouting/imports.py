@@ -18,6 +18,7 @@ from services.scouting import handlers
 from services.scouting.contacts import ContactVault
 from services.scouting.models import LeadCreate, NewLead
 from shared.auth import Caller
+from shared.bodies import one_of
 from shared.problems import NUL_REFUSED, Problem
 from shared.programme import CLUSTERS
 
@@ -30,9 +31,11 @@ COLUMNS = (
 )
 REQUIRED_COLUMNS = ("kind", "title", "target_market")
 LIST_COLUMNS = frozenset({"application_areas", "technologies", "evidence_links"})
+NUMBER_COLUMNS = frozenset({"estimated_value_eur"})
 NESTED = {"counterpart_": "counterpart", "contact_": "counterpart_contact"}  # CSV prefix -> field
 LIST_SEPARATOR = ";"
 CLUSTER_CODES = frozenset(cluster.code for cluster in CLUSTERS)
+ClusterCode = one_of(sorted(CLUSTER_CODES), what="cluster")
 SPOOL_PREFIX = "gvn-lead-import-"  # temporary files of uploads, in the system's temp folder
 MAX_ROW_BYTES = 65536  # one NDJSON row may be as large as one POST body
 EMPTY = "The upload holds no rows (a CSV file needs a header line and a row under it)."
@@ -64,7 +67,7 @@ def importer_for(caller: Caller, cluster: str | None) -> Caller:
     """The caller bound to the cluster its leads go to: its own, or the one an admin names."""
     if caller.cluster is None:
         if cluster not in CLUSTER_CODES:
-            raise Problem(422, "Cluster required", "This key belongs to no cluster: name the "
+            raise Problem(403, "Cluster required", "This key belongs to no cluster: name the "
                           "one the leads go to in `cluster`.", clusters=sorted(CLUSTER_CODES))
         return replace(caller, cluster=cluster)
     if cluster not in (None, caller.cluster):
@@ -184,7 +187,9 @@ def csv_record(cells: dict[str, str | None]) -> dict[str, Any]:
         if not value:
             continue
         prefix = next((p for p in NESTED if column.startswith(p)), None)
-        if column in LIST_COLUMNS:
+        if column in NUMBER_COLUMNS and value.isascii() and value.isdigit():
+            record[column] = int(value)  # CSV has only text; else the model says what is wrong
+        elif column in LIST_COLUMNS:
             record[column] = [p.strip() for p in value.split(LIST_SEPARATOR) if p.strip()]
         elif prefix:
             record.setdefault(NESTED[prefix], {})[column.removeprefix(prefix)] = value

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,7 @@ from services.scouting.import_jobs import (
 )
 from shared import idempotency
 from shared.auth import Caller, require_role
+from shared.openapi import problem
 from shared.uow import transaction
 
 UPLOAD_PATH = "/v1/lead-imports"
@@ -34,20 +35,26 @@ CSV_EXAMPLE = (
     "https://kansai-medical-optics.example.jp,high\n")
 NDJSON_EXAMPLE = ('{"kind": "market_need", "title": "Handheld OCT for ENT clinics", '
                   '"target_market": "JP", "application_areas": ["diagnostics"]}\n')
+# What the file check (imports.count_rows) takes, as patterns. The CSV header may name its
+# columns in any order; documented is the order of imports.COLUMNS, each at most once.
+CSV_HEADER = "".join(f",{name}" if name in imports.REQUIRED_COLUMNS else f"(,{name})?"
+                     for name in imports.COLUMNS).removeprefix(",")
+CSV_PATTERN = f"^{CSV_HEADER}\\r?\\n[^\\u0000]*[^\\s,\"\\u0000][^\\u0000]*$"
+NDJSON_PATTERN = "[^ \\t\\n\\r\\u000b\\u000c]"  # some line that is not blank
 UPLOAD_BODY = {"requestBody": {"required": True, "description": (
     "The file itself. CSV: a header line naming the columns (kind, title and target_market "
     "required; the others optional: " + ", ".join(imports.COLUMNS) + "), lists separated by "
     "`;`, counterpart_* and contact_* for the counterpart and its contact. NDJSON: one lead "
     "per line, shaped as the body of POST /v1/leads. UTF-8."), "content": {
-    "text/csv": {"schema": {"type": "string"}, "example": CSV_EXAMPLE},
-    "application/x-ndjson": {"schema": {"type": "string"}, "example": NDJSON_EXAMPLE}}}}
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"description": text, "content": {"application/problem+json": {}}}
-    for status, text in {
-        400: "Malformed request", 401: "No or bad API key", 403: "Not allowed for this key",
-        404: "No such import (or not your cluster's)", 413: "Upload over the byte or row limit",
-        415: "Not text/csv or application/x-ndjson", 422: "Invalid request or unreadable file",
-        429: "Too many imports running; retry after a while"}.items()}
+    "text/csv": {"schema": {"type": "string", "pattern": CSV_PATTERN}, "example": CSV_EXAMPLE},
+    "application/x-ndjson": {"schema": {"type": "string", "pattern": NDJSON_PATTERN},
+                             "example": NDJSON_EXAMPLE}}}}
+NO_IMPORT = {404: problem(404, "No such import (or not your cluster's)")}
+UPLOAD_PROBLEMS = {413: problem(413, "Upload over the byte or row limit"),
+                   415: problem(415, "Not text/csv or application/x-ndjson"),
+                   422: problem(422, "Invalid request or unreadable file"),
+                   409: problem(409, "Idempotency-Key used for another file"),
+                   429: problem(429, "Too many imports running, or too many writes by this key")}
 
 
 class LeadImportPublic(BaseModel):
@@ -131,16 +138,14 @@ def present(job: LeadImport) -> dict[str, Any]:
     return public.model_dump(mode="json")
 
 
-@router.post("", status_code=202, response_model=LeadImportPublic, openapi_extra=UPLOAD_BODY,
-             responses={**PROBLEMS, 202: {"description": "The job was created", "headers": {
-                 "Location": {"description": "The job's URL.", "schema": {"type": "string"}}}}})
+@router.post("", status_code=202, response_model=LeadImportPublic,
+             openapi_extra={**UPLOAD_BODY, **idempotency.HEADER},
+             responses={**UPLOAD_PROBLEMS, 202: {"description": "The job was created",
+                                                 "headers": idempotency.LOCATION}})
 async def start_import(
     caller: Importer, request: Request,
-    cluster: Annotated[str | None, Query(max_length=64, description=(
+    cluster: Annotated[imports.ClusterCode | None, Query(description=(
         "Admin keys only (they belong to no cluster): the cluster the leads go to."))] = None,
-    idempotency_key: Annotated[str | None, Header(
-        alias="Idempotency-Key", description="Send the same key when retrying the same file: "
-        "one job, the first answer.")] = None,
 ) -> JSONResponse:
     """Import up to `IMPORT_MAX_ROWS` leads from a CSV or NDJSON file. The file is checked as
     a whole first (format, header, row count); then a job validates it row by row: a valid row
@@ -156,7 +161,8 @@ async def start_import(
         total = await asyncio.to_thread(imports.count_rows, path, fmt=fmt,
                                         limit=settings.import_max_rows)
         job = ImportJob(id=uuid4(), path=path, fmt=fmt, caller=importer)
-        return await _create(request, job, rows_total=total, key=idempotency_key,
+        key = request.headers.get("idempotency-key")  # documented as idempotency.HEADER
+        return await _create(request, job, rows_total=total, key=key,
                              fingerprint={"sha256": digest, "format": fmt,
                                           "cluster": importer.cluster})
     except BaseException:
@@ -187,7 +193,7 @@ async def _create(request: Request, job: ImportJob, *, rows_total: int, key: str
     return JSONResponse(answer, status_code=202, headers={"Location": f"{UPLOAD_PATH}/{job.id}"})
 
 
-@router.get("/{import_id}", response_model=LeadImportPublic, responses=PROBLEMS)
+@router.get("/{import_id}", response_model=LeadImportPublic, responses=NO_IMPORT)
 async def get_import(import_id: UUID, caller: Reader, request: Request) -> dict[str, Any]:
     """The job's status and counts; poll it while it runs."""
     return present(await job_for(request.app.state.db, import_id, caller))
@@ -209,7 +215,7 @@ async def _report_page(request: Request, caller: Caller, import_id: UUID,
             "next_cursor": str(rows[limit - 1].row_number) if more else None}
 
 
-@router.get("/{import_id}/rejections", response_model=RejectedRowPage, responses=PROBLEMS)
+@router.get("/{import_id}/rejections", response_model=RejectedRowPage, responses=NO_IMPORT)
 async def list_rejections(import_id: UUID, caller: Reader, request: Request,
                           cursor: Cursor = None, limit: PageSize = 100) -> dict[str, Any]:
     """Every rejected row with its reasons, in file order (so far, while the job runs)."""
@@ -217,7 +223,7 @@ async def list_rejections(import_id: UUID, caller: Reader, request: Request,
                               limit=limit)
 
 
-@router.get("/{import_id}/accepted", response_model=AcceptedRowPage, responses=PROBLEMS)
+@router.get("/{import_id}/accepted", response_model=AcceptedRowPage, responses=NO_IMPORT)
 async def list_accepted(import_id: UUID, caller: Reader, request: Request,
                         cursor: Cursor = None, limit: PageSize = 100) -> dict[str, Any]:
     """Every accepted row with the id of the lead it became, in file order (so far, while the

@@ -7,19 +7,12 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 import sqlmodel
-from pydantic import (
-    AnyHttpUrl,
-    BaseModel,
-    ConfigDict,
-    EmailStr,
-    Field,
-    StringConstraints,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Column, SQLModel
 
 from services.scouting.settings import get_scouting_settings
+from shared.bodies import STRICT, Day, HttpUrl, Uuid, drop_null_defaults, one_of, whole
 from shared.contracts.scouting import LeadKind
 from shared.ids import uuid7
 
@@ -31,7 +24,10 @@ LeadStatus = Literal["submitted", "qualified", "rejected", "duplicate", "matched
                      "closed"]
 Urgency = Literal["low", "medium", "high"]
 LeadSource = Literal["mission", "event", "desk_research", "referral"]
-MarketCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z]{2,4})?$", max_length=8)]
+# The markets in force in this process (the programme's, and EXTRA_MARKETS): validated and
+# documented as one enum wherever a market is read (leads, scouts, filters, imports).
+Market = one_of(get_scouting_settings().markets, what="market")
+Euros = whole(ge=0, le=10**10)
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=60)]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
@@ -71,6 +67,7 @@ def _fill_descriptions(schema: dict, model: type) -> None:
     for name, prop in schema.get("properties", {}).items():
         if "description" not in prop and name in FIELD_DOCS:
             prop["description"] = FIELD_DOCS[name]
+    drop_null_defaults(schema)
 
 
 class Documented(BaseModel):
@@ -165,17 +162,17 @@ class LeadTransition(SQLModel, table=True):
 class Counterpart(Documented):
     """The organisation the lead is about (not a person)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str = Field(min_length=2, max_length=200, examples=["Kansai Medical Optics KK"])
-    website: AnyHttpUrl | None = Field(None, examples=["https://kansai-medical-optics.example.jp"])
+    website: HttpUrl | None = Field(None, examples=["https://kansai-medical-optics.example.jp"])
     country: Country | None = Field(None, description="ISO 3166 alpha-2.", examples=["JP"])
 
 
 class CounterpartContact(Documented):
     """The person to talk to. Personal data: encrypted at rest, never in events, handed to crm."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str = Field(min_length=2, max_length=200, examples=["Dr. Aiko Tanaka"])
     email: EmailStr | None = Field(None, examples=["a.tanaka@kansai-medical-optics.example.jp"])
@@ -187,15 +184,15 @@ class LeadCreate(Documented):
     """What a scout or partner system submits. Status, owner, cluster, ids and timestamps are
     the service's to set: sending them is refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     kind: LeadKind = Field(description="What was found.", examples=["market_need"])
     title: str = Field(min_length=3, max_length=200, description="Short title.",
                        examples=["Handheld OCT for ENT clinics"])
     description: str = Field("", max_length=5000, description="What the need or candidate is.")
-    target_market: MarketCode = Field(
-        description="Market code: CA, US-EAST, US-WEST, IL, KR, JP, SG, MY, AU, NZ (and any "
-        "configured with EXTRA_MARKETS).", examples=["JP"])
+    target_market: Market = Field(
+        description="Market code: the programme's ten (CA, US-EAST, US-WEST, IL, KR, JP, SG, "
+        "MY, AU, NZ) and any configured with EXTRA_MARKETS.", examples=["JP"])
     application_areas: list[ApplicationArea] = Field(
         default_factory=list, max_length=8, description="Health-photonics application areas.",
         examples=[["diagnostics"]])
@@ -206,47 +203,64 @@ class LeadCreate(Documented):
     counterpart_contact: CounterpartContact | None = Field(
         None, description="The person to contact (kept encrypted until crm takes it over).")
     urgency: Urgency = Field("medium", description="How soon someone should act.")
-    estimated_value_eur: int | None = Field(None, ge=0, le=10**10,
-                                            description="Estimated deal value in euros.")
+    estimated_value_eur: Euros | None = Field(None, description="Estimated deal value in euros.")
     source: LeadSource | None = Field(None, description="Where the scout found it.")
-    source_date: date | None = Field(None, description="When it was found.")
-    evidence_links: list[AnyHttpUrl] = Field(default_factory=list, max_length=10,
-                                             description="Links that back the lead up.")
-    @field_validator("target_market")
-    @classmethod
-    def _known_market(cls, market: str) -> str:
-        markets = get_scouting_settings().markets  # the process's configuration
-        if market not in markets:
-            raise ValueError(f"unknown market {market!r}; one of {', '.join(markets)}")
-        return market
-
+    source_date: Day | None = Field(None, description="When it was found.")
+    evidence_links: list[HttpUrl] = Field(default_factory=list, max_length=10,
+                                          description="Links that back the lead up.")
     duplicate_check: Literal["warn", "confirmed_new"] = Field(
         "warn", description="`warn` (default): a likely duplicate is refused with 409 and the "
         "candidates; `confirmed_new`: save it anyway.")
 
 
 class LeadUpdate(Documented):
-    """Fields a scout may still correct while the lead is open."""
+    """Fields a scout may still correct while the lead is open: each may be left out; only
+    the deal value may be cleared with null."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    title: str | None = Field(None, min_length=3, max_length=200)
-    description: str | None = Field(None, max_length=5000)
-    application_areas: list[ApplicationArea] | None = Field(None, max_length=8)
-    technologies: list[Tag] | None = Field(None, max_length=20)
-    urgency: Urgency | None = None
-    estimated_value_eur: int | None = Field(None, ge=0, le=10**10)
-    evidence_links: list[AnyHttpUrl] | None = Field(None, max_length=10)
+    title: str = Field(None, min_length=3, max_length=200)
+    description: str = Field(None, max_length=5000)
+    application_areas: list[ApplicationArea] = Field(None, max_length=8)
+    technologies: list[Tag] = Field(None, max_length=20)
+    urgency: Urgency = Field(None)
+    estimated_value_eur: Euros | None = None
+    evidence_links: list[HttpUrl] = Field(None, max_length=10)
+
+
+REASONED = ("rejected", "closed")
+# The rules `Transition` checks, as JSON Schema, so the document says them too.
+TRANSITION_RULES = [
+    {"if": {"properties": {"to": {"enum": list(REASONED)}}, "required": ["to"]},
+     "then": {"required": ["reason"],
+              "properties": {"reason": {"type": "string", "minLength": 1}}}},
+    {"if": {"properties": {"to": {"const": "duplicate"}}, "required": ["to"]},
+     "then": {"required": ["duplicate_of"],
+              "properties": {"duplicate_of": {"type": "string", "format": "uuid"}}}},
+]
+
+
+def _transition_schema(schema: dict, model: type) -> None:
+    _fill_descriptions(schema, model)
+    schema["allOf"] = TRANSITION_RULES
 
 
 class Transition(Documented):
     """A move in the workflow: qualify, reject (reason), mark duplicate (of), convert, close."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**STRICT, json_schema_extra=_transition_schema)
 
     to: Literal["qualified", "rejected", "duplicate", "converted", "closed"]
     reason: str | None = Field(None, max_length=500, description="Required for rejected, closed.")
-    duplicate_of: UUID | None = Field(None, description="Required for duplicate.")
+    duplicate_of: Uuid | None = Field(None, description="Required for duplicate.")
+
+    @model_validator(mode="after")
+    def _what_the_move_needs(self) -> "Transition":
+        if self.to in REASONED and not self.reason:
+            raise ValueError(f"say why the lead is {self.to} (`reason`)")
+        if self.to == "duplicate" and self.duplicate_of is None:
+            raise ValueError("name the earlier lead in `duplicate_of`")
+        return self
 
 
 class LeadPublic(Documented):
@@ -326,11 +340,12 @@ class ScoutPublic(Documented):
 class ScoutUpdate(Documented):
     """What a cluster manager may change about a scout."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    name: str | None = Field(None, min_length=2, max_length=200)
-    affiliate_market: MarketCode | None = None
-    active: bool | None = Field(None, description="An inactive scout cannot submit leads.")
+    name: str = Field(None, min_length=2, max_length=200)
+    affiliate_market: Market | None = Field(None, description="The market the scout covers; "
+                                            "null: none.")
+    active: bool = Field(None, description="An inactive scout cannot submit leads.")
 
 
 class LeadAttachment(SQLModel, table=True):
