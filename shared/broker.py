@@ -342,8 +342,9 @@ class KafkaCluster:
             "share.coordinator.state.topic.replication.factor": replicas,
             "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": 0,
-            # A killed node is fenced, and its partitions led elsewhere, within ~3 s (default 9).
-            "broker.session.timeout.ms": 3000, "broker.heartbeat.interval.ms": 500,
+            # A killed node is fenced, and its partitions led elsewhere, within ~6 s (default
+            # 9); not less, or a node starved of CPU on a busy 2-core machine is fenced too.
+            "broker.session.timeout.ms": 6000, "broker.heartbeat.interval.ms": 1000,
         }
         path = self.data_dir / f"node-{node}.properties"
         self.data_dir.mkdir(parents=True, exist_ok=True)

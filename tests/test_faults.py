@@ -124,7 +124,7 @@ class Deployment:
         async def converged() -> bool:
             return not any((await missing()).values())
         try:
-            await eventually(converged, timeout=120)
+            await eventually(converged, timeout=240)  # generous: CI machines are shared
         except AssertionError:
             raise AssertionError(f"leads not handled, per service: {await missing()} of "
                                  f"{len(self.accepted)}; logs in {self.logs}") from None
