@@ -1,6 +1,6 @@
 """Soak benchmark: a constant load for many minutes; latency, errors and memory must stay flat.
 
-    .venv/bin/python bench/soak.py                       # 15 minutes at 200 leads/s
+    .venv/bin/python bench/soak.py                       # 15 minutes at 390 leads/s
     .venv/bin/python bench/soak.py --minutes 3 --rate 100
 
 What one run does:
@@ -14,9 +14,9 @@ What one run does:
 3. `--minutes` one-minute steps back to back at `--rate` leads/s (open loop, bench/loadgen.py
    in a worker process: request i of a minute is due at its start + i/rate; at most 64 in
    flight, a request due beyond that is shed and counted as an error). The default rate,
-   200/s, is half the sustained rate bench/pipeline.py measured for our flow on Apache Kafka
-   on this 2-core machine (422 leads/s, full run of 2026-12-04, rounded down: that machine was
-   shared). Body: tests/conftest.py a_lead(), as pipeline.py.
+   390/s, is half the sustained rate bench/pipeline.py measured for our flow on Apache Kafka
+   on this 2-core machine when it was quiet (782 leads/s, full run at 73d55c5; runs on the
+   busy, shared machine gave 422). Body: tests/conftest.py a_lead(), as pipeline.py.
 4. Per minute, printed while the next one runs: 201s, errors (non-201 answers, transport
    errors, shed requests), end-to-end p50/p99/max (kpi.facts recorded_at - occurred_at, as in
    pipeline.py) of that minute's leads, the relay's p99 (scouting's outbox row created to
@@ -77,7 +77,7 @@ from bench.harness import (  # noqa: E402
 from bench.pipeline import CpuMeter, a_lead, percentile  # noqa: E402
 from shared.broker import Broker  # noqa: E402
 
-DEFAULT_RATE = 200.0  # half of our sustained 422 leads/s on Kafka (bench/pipeline.py), rounded
+DEFAULT_RATE = 390.0  # half of our sustained 782 leads/s on Kafka (bench/pipeline.py, quiet run)
 WARM_UP_S = 20.0
 
 
