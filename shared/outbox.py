@@ -6,7 +6,7 @@ other replicas stand by, so per-aggregate order holds however many replicas run.
 A broker that lacks what the relay published (Tansu restarted with its memory storage, a
 Kafka cluster rebuilt) is refilled from the retained rows before anything new is sent: it
 holds fewer records on a topic than the outbox has marked published to it. Checked when the
-relay becomes active, after every failure, and every few seconds while idle.
+relay becomes active, after every failure, and every minute while idle.
 
 Writers wake the relay after they commit (`Relay.poke`): directly when it runs in the same
 process, else with one NOTIFY per burst of commits. Not with a NOTIFY inside each writing
@@ -41,7 +41,10 @@ from shared.settings import Settings
 from shared.telemetry import sampled, tracer
 
 log = logging.getLogger(__name__)
-HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics, retention purge, broker check, when idle
+HOUSEKEEPING_INTERVAL_S = 5.0  # backlog metrics and retention purge, when idle
+# The idle check for a broker that lost its data is a safety net (activation and every
+# failure check too) and costs a count of the retained rows and two clients: rarely.
+BROKER_CHECK_INTERVAL_S = 60.0
 TOPIC_CHECK_INTERVAL_S = 1.0
 # Before refilling a rebuilt broker, let running consumers find their old positions gone
 # (offset out of range: they start again from the earliest), so none skips refilled events.
@@ -77,6 +80,7 @@ class Relay:
         self.producer: AIOKafkaProducer | None = None
         self._tracer = tracer(service)
         self._last_housekeeping = 0.0
+        self._last_broker_check = time.monotonic()  # checked on becoming active
         self._topics_checked = 0.0
         self.active = False  # this replica holds the lock and publishes
         self._notifier: asyncpg.Connection | None = None
@@ -166,6 +170,8 @@ class Relay:
             self._last_housekeeping = now
             await self._observe_backlog(conn)
             await self._purge_expired(conn)
+        if now - self._last_broker_check > BROKER_CHECK_INTERVAL_S:
+            self._last_broker_check = now
             await self.refill_if_broker_lost(conn)
         try:
             await asyncio.wait_for(self.wake.wait(), self.settings.outbox_poll_interval_s)
