@@ -6,11 +6,11 @@ the change it describes; a concurrent retry waits on the claim and then reads th
 
 import hashlib
 import json
-import re
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from fastapi import Header
 from fastapi.responses import JSONResponse
 from sqlalchemy.dialects.postgresql import insert
 
@@ -21,13 +21,11 @@ from shared.uow import Transaction
 MAX_KEY_LENGTH = 200
 # Visible ASCII, spaces inside only (HTTP trims them at the ends): a UUID, a hash, a row id.
 KEY_PATTERN = f"^[!-~]([ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$"
-# The header as every operation that takes it documents it; `claim` enforces the same.
-HEADER = {"parameters": [{
-    "name": "Idempotency-Key", "in": "header", "required": False,
-    "description": "Send the same key when retrying: one effect, the first answer. "
-    f"1 to {MAX_KEY_LENGTH} visible ASCII characters.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
-               "pattern": KEY_PATTERN}}]}
+# The header of every POST that takes one (a parameter: `key: IdempotencyKey = None`).
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH, pattern=KEY_PATTERN,
+    description="Send the same key when retrying: one effect, the first answer. "
+    f"1 to {MAX_KEY_LENGTH} visible ASCII characters.")]
 LOCATION = {"Location": {"description": "The new record's URL.", "schema": {"type": "string"}}}
 
 
@@ -41,9 +39,6 @@ async def claim(
     """Claim the key for this request, or return the answer given to the first one."""
     if key is None:
         return None
-    if not re.fullmatch(KEY_PATTERN, key):
-        raise Problem(400, "Invalid Idempotency-Key", f"Idempotency-Key must be 1 to "
-                      f"{MAX_KEY_LENGTH} visible ASCII characters (spaces inside only).")
     fingerprint = request_fingerprint(body)
     claimed = await tx.session.execute(
         insert(idempotency_keys)

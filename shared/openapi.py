@@ -4,8 +4,8 @@ each operation can answer, the keys it takes, and text without the NUL character
 `describe(app)` replaces FastAPI's generated document with the same document completed:
 - every operation lists the RFC 9457 problems it can give, as `application/problem+json`:
   400 and 422 when it takes input, 401 (with `WWW-Authenticate`) and 403 when it needs a key,
-  404 when its path names a record, 413 when it takes a body, 429 (with `Retry-After`) when it
-  writes with a key (the write limiter);
+  404 when its path names a record, 413 when it takes a body (and 415 when that is JSON), 429
+  (with `Retry-After`) when it writes with a key (the write limiter);
 - the API key schemes (`Authorization: Bearer`, `X-API-Key`) are declared for those operations;
 - every string the server reads without its own pattern, format or enum is documented without
   NUL, which the body guard refuses (Postgres text cannot hold it).
@@ -159,6 +159,8 @@ def _add_problems(operation: dict[str, Any], *, path: str, method: str,
         statuses.add(404)
     if operation.get("requestBody"):
         statuses.add(413)
+        if "application/json" in operation["requestBody"].get("content", {}):
+            statuses.add(415)
     for status in sorted(statuses):
         responses.setdefault(str(status), problem(status))
     for status, response in responses.items():

@@ -77,11 +77,11 @@ NUL_REFUSED = "Text may not contain the NUL character (\\u0000)."
 
 class BodyGuard:
     """Refuse at the edge, before any handler, what no handler may see: a body over the limit
-    (413, from Content-Length when it is given) and the NUL character, which Postgres text
-    cannot hold, in the URL or a JSON body (422).
+    (413, from Content-Length when it is given), a body that is not JSON (415), and the NUL
+    character, which Postgres text cannot hold, in the URL or a JSON body (422).
 
     `uploads` raises the limit for paths that take files (fnmatch pattern -> bytes); those
-    bodies are streamed to the handler, which checks them row by row.
+    bodies are streamed to the handler, which checks their type and rows.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, uploads: dict[str, int] | None = None,
@@ -91,9 +91,8 @@ class BodyGuard:
         self.uploads = [(re.compile(fnmatch.translate(pattern)), limit)
                         for pattern, limit in (uploads or {}).items()]
 
-    def limit_for(self, path: str) -> int:
-        return next((limit for pattern, limit in self.uploads if pattern.match(path)),
-                    self.max_bytes)
+    def upload_limit(self, path: str) -> int | None:
+        return next((limit for pattern, limit in self.uploads if pattern.match(path)), None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,13 +100,17 @@ class BodyGuard:
         url = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
         if b"%00" in url or b"\x00" in url:
             return await _refuse(scope, receive, send, 422, "Invalid request", NUL_REFUSED)
-        limit = self.limit_for(scope["path"])
+        upload_limit = self.upload_limit(scope["path"])
+        limit = upload_limit or self.max_bytes
         length = content_type = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = value
             elif name == b"content-type":
-                content_type = value.split(b";")[0].strip()
+                content_type = value.split(b";")[0].strip().lower()
+            elif name == b"transfer-encoding":
+                chunked = True
         if length is not None and (not length.isdigit() or int(length) > limit):
             return await _refuse(scope, receive, send, 413, "Body too large",
                                  f"Bodies are limited to {limit} bytes.")
@@ -123,6 +126,9 @@ class BodyGuard:
 
         if not (content_type == b"application/json"
                 or content_type is not None and content_type.endswith(b"+json")):
+            if upload_limit is None and (chunked or length not in (None, b"0")):
+                return await _refuse(scope, receive, send, 415, "Unsupported media type",
+                                     "Send the body as JSON (Content-Type: application/json).")
             return await self.app(scope, receive if length else limited_receive, send)
         try:
             body = await _read_body(limited_receive)

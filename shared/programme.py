@@ -31,3 +31,9 @@ MARKETS = {
     "KR": "South Korea", "JP": "Japan", "SG": "Singapore", "MY": "Malaysia", "AU": "Australia",
     "NZ": "New Zealand",
 }
+
+# Health-photonics application areas: the one list leads and offerings are tagged with.
+APPLICATION_AREAS = (
+    "diagnostics", "interventional_imaging", "therapy", "sensing", "regenerative_medicine",
+    "biomaterials", "digital_health", "advanced_manufacturing",
+)

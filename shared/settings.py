@@ -7,6 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.programme import MARKETS
+
 SERVICES = ("scouting", "matching", "crm", "kpi")
 ServiceName = Literal["scouting", "matching", "crm", "kpi"]
 DEFAULT_PORTS = {"scouting": 8001, "matching": 8002, "crm": 8003, "kpi": 8004}
@@ -73,6 +75,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds.")
     port: int | None = Field(None, description="HTTP port; default per service 8001..8004.")
     data_dir: str = Field(".gvn", description="Where `gvn up` keeps embedded Postgres data.")
+    extra_markets: str = Field(
+        "", description="More market codes beyond the programme's ten, comma separated.")
+
+    @property
+    def markets(self) -> tuple[str, ...]:
+        """The market codes in force: the programme's ten, then EXTRA_MARKETS."""
+        extra = [m.strip().upper() for m in self.extra_markets.split(",") if m.strip()]
+        return tuple(MARKETS) + tuple(m for m in extra if m not in MARKETS)
 
     def service_database_url(self, service: str) -> str:
         """The DSN a service uses: same server and database, the service's own role."""

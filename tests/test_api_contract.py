@@ -60,7 +60,7 @@ async def test_the_document_names_the_markets_in_force_and_every_problem_an_oper
     market = document["components"]["schemas"]["LeadCreate"]["properties"]["target_market"]
     assert market["enum"] == list(get_scouting_settings().markets)
     post = document["paths"]["/v1/leads"]["post"]
-    assert {"400", "401", "403", "409", "413", "422", "429"} <= set(post["responses"])
+    assert {"400", "401", "403", "409", "413", "415", "422", "429"} <= set(post["responses"])
     assert "Retry-After" in post["responses"]["429"]["headers"]
     assert post["responses"]["201"]["links"]["GetLead"]["operationId"] == "get_lead"
     get = document["paths"]["/v1/leads/{lead_id}"]["get"]

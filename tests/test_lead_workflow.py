@@ -1,6 +1,7 @@
 """The lead workflow as a manager and a scout live it: triage, duplicates, search, expiry,
 and leads moved on by other services' events."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -455,3 +456,23 @@ async def test_the_programme_kpis_count_qualified_leads_once_each(platform: Plat
     async def counted() -> bool:
         return await qualified() == 1
     await eventually(counted)
+
+
+async def test_what_a_lead_needs_of_an_offering_is_kept_and_reaches_matching_in_its_events(
+    platform: Platform,
+) -> None:
+    lead = await submit(platform, min_trl=7, requires_clearance=True)
+    assert (lead["min_trl"], lead["requires_clearance"]) == (7, True)
+    await move(platform, lead, to="qualified")
+    rows = await platform.sql(
+        "SELECT event_type, convert_from(payload, 'UTF8')::jsonb AS data FROM scouting.outbox "
+        "WHERE key = $1 ORDER BY id", lead["id"])
+    for row in rows:  # what matching scores offerings against
+        data = json.loads(row["data"])
+        assert (data["min_trl"], data["requires_clearance"]) == (7, True), row["event_type"]
+        assert data["title"] == lead["title"] and "description" not in data
+    plain = await submit(platform)
+    assert (plain["min_trl"], plain["requires_clearance"]) == (None, False)
+    refused = await platform.scouting.post("/v1/leads", json=unique_lead(min_trl=10),
+                                           headers=platform.auth("scout"))
+    assert refused.status_code == 422

@@ -49,9 +49,10 @@ async def test_bad_input_is_refused_with_a_problem_and_nothing_is_written(
 
 
 @pytest.mark.parametrize(("body", "content_type", "status"), [
-    (json.dumps(a_lead()).encode(), "text/plain", 422),
-    (json.dumps(a_lead()).encode(), None, 422),
-    (b"", "application/json", 400),
+    (json.dumps(a_lead()).encode(), "text/plain", 415),
+    (json.dumps(a_lead()).encode(), None, 415),
+    (b"title=Vein+finder", "application/x-www-form-urlencoded", 415),
+    (b"", "application/json", 422),  # the body is required
 ])
 async def test_a_body_that_is_not_json_is_refused(
     platform: Platform, body: bytes, content_type: str | None, status: int,
@@ -61,7 +62,10 @@ async def test_a_body_that_is_not_json_is_refused(
     answer = await platform.scouting.post("/v1/leads", content=body, headers=headers)
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.json()["errors"][0]["location"] == "body"
+    if status == 415:  # says what to send instead
+        assert "application/json" in answer.json()["detail"]
+    else:
+        assert answer.json()["errors"][0]["location"] == "body"
     assert await counts(platform) == before
 
 

@@ -8,19 +8,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.kpi import queries
 from services.kpi.models import FactPublic, KpiReport
 from shared.auth import Caller, require_role
-from shared.bodies import Moment
+from shared.bodies import Market, Moment
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
 Reader = Annotated[Caller, Depends(require_role("partner", "manager", "ops", "admin"))]
 Ops = Annotated[Caller, Depends(require_role("ops", "admin"))]
 Cluster = Annotated[str | None, Query(max_length=64, description="Cluster code.")]
-Market = Annotated[str | None, Query(max_length=16, description="Market code, e.g. JP.")]
 
 
 @router.get("/kpis", response_model=KpiReport)
 async def kpi_report(
-    caller: Reader, request: Request, cluster: Cluster = None, market: Market = None,
+    caller: Reader, request: Request, cluster: Cluster = None, market: Market | None = None,
     period_from: Annotated[Moment | None, Query(alias="from")] = None,
     period_to: Annotated[Moment | None, Query(alias="to")] = None,
     as_of: Annotated[Moment | None, Query(description="Values as they stood then.")] = None,

@@ -30,7 +30,8 @@ from services.scouting.models import (
 from services.scouting.settings import ScoutingSettings
 from shared import idempotency
 from shared.auth import Caller, require_role
-from shared.bodies import Day, documented, json_body
+from shared.bodies import Day
+from shared.idempotency import IdempotencyKey
 from shared.openapi import problem
 from shared.problems import Problem
 from shared.uow import Transaction, transaction
@@ -43,12 +44,6 @@ Submitter = Annotated[Caller, Depends(submitter)]
 Reader = Annotated[Caller, Depends(require_role("scout", "partner", "manager", "ops", "admin"))]
 Editor = Annotated[Caller, Depends(require_role("scout", "partner", "manager", "admin"))]
 Manager = Annotated[Caller, Depends(require_role("manager", "admin"))]
-
-
-# Read by hand and documented as idempotency.HEADER, not declared as a FastAPI header
-# parameter: solving one cost the busiest POST 3.5% of its instructions (callgrind).
-def idempotency_key(request: Request) -> str | None:
-    return request.headers.get("idempotency-key")
 
 
 # What shared.openapi cannot tell from a route: the problems particular to leads.
@@ -94,20 +89,14 @@ async def _idempotent_post(
     return JSONResponse(answer, status_code=status, headers=headers)
 
 
-# The busiest endpoint takes neither its key nor its body as FastAPI parameters: solving them
-# cost it 8% of its instructions (shared/bodies.py). LeadCreate is in the document as the body of
-# /leads/duplicate-check.
 @router.post("/leads", status_code=201, response_model=LeadPublic, operation_id="submit_lead",
              responses={**CONFLICT, 201: {"description": "The lead", "links": LEAD_LINKS,
-                                          "headers": idempotency.LOCATION}},
-             openapi_extra={**idempotency.HEADER, **documented(LeadCreate),
-                            "x-roles": submitter.roles})
-async def submit_lead(request: Request) -> Response:
+                                          "headers": idempotency.LOCATION}})
+async def submit_lead(body: LeadCreate, caller: Submitter, request: Request,
+                      key: IdempotencyKey = None) -> Response:
     """Submit a lead. A likely duplicate (same counterpart or website in the same market, or
     near-identical text) is refused with 409 and the candidates, unless `duplicate_check` is
     `confirmed_new`."""
-    caller = await submitter(request)
-    body = await json_body(request, LeadCreate)
     settings, vault = request.app.state.settings, request.app.state.vault
     command = handlers.SubmitLead(lead=body, caller=caller)
 
@@ -122,7 +111,6 @@ async def submit_lead(request: Request) -> Response:
                                       for c in duplicate.candidates]) from None
         return public_lead(lead, settings)
 
-    key = idempotency_key(request)
     if key is None:  # the common case: no transaction around the one write
         db = request.app.state.db
         async with db.connection() as conn:
@@ -205,16 +193,15 @@ async def update_lead(lead_id: UUID, body: LeadUpdate, caller: Editor,
 
 
 @router.post("/leads/{lead_id}/transitions", response_model=LeadPublic,
-             responses={**NO_LEAD, **CONFLICT}, openapi_extra=idempotency.HEADER,
-             operation_id="transition_lead")
-async def transition_lead(lead_id: UUID, body: Transition, caller: Manager,
-                          request: Request) -> JSONResponse:
+             responses={**NO_LEAD, **CONFLICT}, operation_id="transition_lead")
+async def transition_lead(lead_id: UUID, body: Transition, caller: Manager, request: Request,
+                          key: IdempotencyKey = None) -> JSONResponse:
     """Move a lead: qualified, rejected (reason), duplicate (duplicate_of), converted, closed."""
     async def change(tx: Transaction) -> tuple[int, dict[str, Any]]:
         lead = await handlers.transition_lead(tx, lead_id, body, caller)
         return 200, present(lead, request.app.state.settings)
 
-    return await _idempotent_post(request, caller, idempotency_key(request),
+    return await _idempotent_post(request, caller, key,
                                   {"lead": str(lead_id), **body.model_dump(mode="json")}, change)
 
 

@@ -131,8 +131,7 @@ def title_terms(title: str) -> list[str]:
 class TitleKeys(NamedTuple):
     """What the duplicate search finds a lead by: 64 bits of the MD5 of its title's set of
     telling words (`whole`), and of that set less each one word (`shorter`, for titles of
-    three words or more), scoped to its cluster and market ('LITEK/SG/ent oct probe').
-    Migration 0015 computes the same in SQL."""
+    three words or more), scoped to its cluster and market ('LITEK/SG/ent oct probe')."""
 
     whole: int | None
     shorter: list[int]

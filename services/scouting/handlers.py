@@ -80,6 +80,7 @@ def lead_fields(body: LeadCreate, caller: Caller, *, vault: ContactVault,
         contact_sealed=vault.seal(contact) if contact else None,
         urgency=body.urgency, estimated_value_eur=body.estimated_value_eur, source=body.source,
         source_date=body.source_date, evidence_links=[str(u) for u in body.evidence_links],
+        min_trl=body.min_trl, requires_clearance=body.requires_clearance,
         cluster=caller.cluster, submitted_by=caller.key_id, submitted_at=now, last_activity_at=now,
         **domain.search_columns(cluster=caller.cluster, market=body.target_market, title=title,
                                 description=description, counterpart_name=counterpart_name),
@@ -90,7 +91,7 @@ SUBMITTED_COLUMNS = (
     "id", "kind", "title", "description", "target_market", "application_areas", "technologies",
     "counterpart_name", "counterpart_website", "counterpart_country", "counterpart_key",
     "counterpart_domain", "contact_sealed", "urgency", "estimated_value_eur", "source",
-    "source_date", "evidence_links", "cluster", "submitted_by", "submitted_at",
+    "source_date", "evidence_links", "min_trl", "requires_clearance", "cluster", "submitted_by", "submitted_at",
     "last_activity_at", "title_key", "title_subkeys", "alike_words",
 )
 # List columns, sent as `queries.list_text`: their element types.
@@ -161,7 +162,8 @@ async def submit_lead(conn: asyncpg.Connection, command: SubmitLead, *,
     The busiest write of the platform, so it is bare SQL on the asyncpg connection; every
     statement stands alone, or joins the transaction the caller opened on `conn`. One
     statement looks for duplicates and, finding none, saves; a scout key's first lead takes
-    a second, once its scout is registered."""
+    a second, once its scout is registered. (Written as ORM rows in a session transaction it
+    cost 4 to 5 times the instructions per POST and an intake ratio of 0.06 instead of 0.42.)"""
     body, caller = command.lead, command.caller
     lead = NewLead(**lead_fields(body, caller, vault=vault, now=datetime.now(UTC)))
     _, event = outbox_row(lead_submitted(lead))
@@ -187,7 +189,8 @@ def lead_submitted(lead: Lead | NewLead) -> scouting.LeadSubmitted:
     return scouting.LeadSubmitted(
         lead_id=lead.id, kind=lead.kind, title=lead.title, target_market=lead.target_market,
         cluster=lead.cluster, application_areas=lead.application_areas,
-        technologies=lead.technologies, submitted_by=lead.submitted_by,
+        technologies=lead.technologies, min_trl=lead.min_trl,
+        requires_clearance=lead.requires_clearance, submitted_by=lead.submitted_by,
         submitted_at=lead.submitted_at, counterpart_country=lead.counterpart_country,
         urgency=lead.urgency, lead_source=lead.source,
     )
@@ -260,8 +263,9 @@ def _apply(tx: Transaction, lead: Lead, *, to: str, reason: str | None, by_key: 
     ids = {"lead_id": lead.id, "cluster": lead.cluster, "target_market": lead.target_market}
     event = {
         "qualified": lambda: scouting.LeadQualified(
-            **ids, kind=lead.kind, application_areas=lead.application_areas,
-            technologies=lead.technologies),
+            **ids, kind=lead.kind, title=lead.title,
+            application_areas=lead.application_areas, technologies=lead.technologies,
+            min_trl=lead.min_trl, requires_clearance=lead.requires_clearance),
         "rejected": lambda: scouting.LeadRejected(**ids, reason=domain.reason_category(reason)),
         "duplicate": lambda: scouting.LeadMarkedDuplicate(**ids, duplicate_of=duplicate_of),
         "converted": lambda: scouting.LeadConverted(**ids),

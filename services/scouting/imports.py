@@ -27,11 +27,12 @@ COLUMNS = (
     "kind", "title", "description", "target_market", "application_areas", "technologies",
     "counterpart_name", "counterpart_website", "counterpart_country", "contact_name",
     "contact_email", "contact_phone", "urgency", "estimated_value_eur", "source", "source_date",
-    "evidence_links", "duplicate_check",
+    "evidence_links", "min_trl", "requires_clearance", "duplicate_check",
 )
 REQUIRED_COLUMNS = ("kind", "title", "target_market")
 LIST_COLUMNS = frozenset({"application_areas", "technologies", "evidence_links"})
-NUMBER_COLUMNS = frozenset({"estimated_value_eur"})
+NUMBER_COLUMNS = frozenset({"estimated_value_eur", "min_trl"})
+BOOLEAN_COLUMNS = frozenset({"requires_clearance"})  # true / false
 NESTED = {"counterpart_": "counterpart", "contact_": "counterpart_contact"}  # CSV prefix -> field
 LIST_SEPARATOR = ";"
 CLUSTER_CODES = frozenset(cluster.code for cluster in CLUSTERS)
@@ -189,6 +190,8 @@ def csv_record(cells: dict[str, str | None]) -> dict[str, Any]:
         prefix = next((p for p in NESTED if column.startswith(p)), None)
         if column in NUMBER_COLUMNS and value.isascii() and value.isdigit():
             record[column] = int(value)  # CSV has only text; else the model says what is wrong
+        elif column in BOOLEAN_COLUMNS and value.lower() in ("true", "false"):
+            record[column] = value.lower() == "true"
         elif column in LIST_COLUMNS:
             record[column] = [p.strip() for p in value.split(LIST_SEPARATOR) if p.strip()]
         elif prefix:

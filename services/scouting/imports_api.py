@@ -21,6 +21,7 @@ from services.scouting.import_jobs import (
 )
 from shared import idempotency
 from shared.auth import Caller, require_role
+from shared.idempotency import IdempotencyKey
 from shared.openapi import problem
 from shared.uow import transaction
 
@@ -139,13 +140,14 @@ def present(job: LeadImport) -> dict[str, Any]:
 
 
 @router.post("", status_code=202, response_model=LeadImportPublic,
-             openapi_extra={**UPLOAD_BODY, **idempotency.HEADER},
+             openapi_extra=UPLOAD_BODY,
              responses={**UPLOAD_PROBLEMS, 202: {"description": "The job was created",
                                                  "headers": idempotency.LOCATION}})
 async def start_import(
     caller: Importer, request: Request,
     cluster: Annotated[imports.ClusterCode | None, Query(description=(
         "Admin keys only (they belong to no cluster): the cluster the leads go to."))] = None,
+    key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Import up to `IMPORT_MAX_ROWS` leads from a CSV or NDJSON file. The file is checked as
     a whole first (format, header, row count); then a job validates it row by row: a valid row
@@ -161,7 +163,6 @@ async def start_import(
         total = await asyncio.to_thread(imports.count_rows, path, fmt=fmt,
                                         limit=settings.import_max_rows)
         job = ImportJob(id=uuid4(), path=path, fmt=fmt, caller=importer)
-        key = request.headers.get("idempotency-key")  # documented as idempotency.HEADER
         return await _create(request, job, rows_total=total, key=key,
                              fingerprint={"sha256": digest, "format": fmt,
                                           "cluster": importer.cluster})

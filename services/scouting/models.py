@@ -11,23 +11,18 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Column, SQLModel
 
-from services.scouting.settings import get_scouting_settings
-from shared.bodies import STRICT, Day, HttpUrl, Uuid, drop_null_defaults, one_of, whole
+from shared.bodies import STRICT, Day, HttpUrl, Market, Uuid, drop_null_defaults, whole
 from shared.contracts.scouting import LeadKind
 from shared.ids import uuid7
+from shared.programme import APPLICATION_AREAS
 
-ApplicationArea = Literal[
-    "diagnostics", "interventional_imaging", "therapy", "sensing", "regenerative_medicine",
-    "biomaterials", "digital_health", "advanced_manufacturing",
-]
+ApplicationArea = Literal[APPLICATION_AREAS]
 LeadStatus = Literal["submitted", "qualified", "rejected", "duplicate", "matched", "converted",
                      "closed"]
 Urgency = Literal["low", "medium", "high"]
 LeadSource = Literal["mission", "event", "desk_research", "referral"]
-# The markets in force in this process (the programme's, and EXTRA_MARKETS): validated and
-# documented as one enum wherever a market is read (leads, scouts, filters, imports).
-Market = one_of(get_scouting_settings().markets, what="market")
 Euros = whole(ge=0, le=10**10)
+Trl = whole(ge=1, le=9)
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=60)]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
@@ -44,6 +39,8 @@ FIELD_DOCS = {
     "urgency": "How soon someone should act.", "estimated_value_eur": "Estimated deal value, EUR.",
     "source": "Where the scout found it.", "source_date": "When it was found.",
     "evidence_links": "Links that back the lead up.",
+    "min_trl": "The least technology readiness level (1-9) an offering needs to answer it.",
+    "requires_clearance": "Only offerings cleared for the target market answer it.",
     "status": "Where the lead is in the workflow.",
     "status_reason": "Why it was rejected or closed, or which match moved it.",
     "duplicate_of": "The earlier lead this one repeats.", "cluster": "Owning cluster code.",
@@ -119,6 +116,8 @@ class Lead(SQLModel, table=True):
     source: str | None = None
     source_date: date | None = None
     evidence_links: list[str] = sqlmodel.Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
+    min_trl: int | None = None  # what an offering must be to answer it (matching's factors)
+    requires_clearance: bool = False
     status: str = "submitted"
     status_reason: str | None = None
     duplicate_of: UUID | None = None
@@ -208,6 +207,10 @@ class LeadCreate(Documented):
     source_date: Day | None = Field(None, description="When it was found.")
     evidence_links: list[HttpUrl] = Field(default_factory=list, max_length=10,
                                           description="Links that back the lead up.")
+    min_trl: Trl | None = Field(None, description="The least technology readiness level "
+                                "(1-9) an offering needs to answer the lead.")
+    requires_clearance: bool = Field(False, description="Only offerings cleared (or clearable) "
+                                     "for the target market can answer it.")
     duplicate_check: Literal["warn", "confirmed_new"] = Field(
         "warn", description="`warn` (default): a likely duplicate is refused with 409 and the "
         "candidates; `confirmed_new`: save it anyway.")
@@ -226,6 +229,8 @@ class LeadUpdate(Documented):
     urgency: Urgency = Field(None)
     estimated_value_eur: Euros | None = None
     evidence_links: list[HttpUrl] = Field(None, max_length=10)
+    min_trl: Trl | None = None
+    requires_clearance: bool = Field(None)
 
 
 REASONED = ("rejected", "closed")
@@ -284,6 +289,8 @@ class LeadPublic(Documented):
     source: str | None
     source_date: date | None
     evidence_links: list[str]
+    min_trl: int | None
+    requires_clearance: bool
     status: LeadStatus
     status_reason: str | None
     duplicate_of: UUID | None

@@ -4,15 +4,10 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from shared.programme import MARKETS
 from shared.settings import Settings
-
-PROGRAMME_MARKETS = tuple(MARKETS)  # the programme's ten target markets
 
 
 class ScoutingSettings(Settings):
-    extra_markets: str = Field(
-        "", description="More market codes beyond the programme's ten, comma separated.")
     lead_stale_after_days: int = Field(
         30, ge=1, le=3650, description="An open lead nobody acted on this long is stale.")
     contact_encryption_key: str | None = Field(
@@ -23,11 +18,6 @@ class ScoutingSettings(Settings):
     import_max_rows: int = Field(50000, ge=1, description="Rows per bulk import.")
     import_max_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest bulk-import upload.")
-
-    @property
-    def markets(self) -> tuple[str, ...]:
-        extra = [m.strip().upper() for m in self.extra_markets.split(",") if m.strip()]
-        return PROGRAMME_MARKETS + tuple(m for m in extra if m not in PROGRAMME_MARKETS)
 
 
 @lru_cache

@@ -42,6 +42,8 @@ class LeadSubmitted(LeadEvent):
     counterpart_country: str | None = Field(None, description="ISO country of the counterpart.")
     urgency: Literal["low", "medium", "high"] | None = Field(None, description="Urgency.")
     lead_source: str | None = Field(None, description="mission, event, desk_research or referral.")
+    min_trl: int | None = Field(None, ge=1, le=9, description="Least TRL that answers it.")
+    requires_clearance: bool | None = Field(None, description="Needs a market clearance.")
 
 
 class LeadQualified(LeadEvent):
@@ -51,6 +53,9 @@ class LeadQualified(LeadEvent):
     kind: LeadKind
     application_areas: list[str] = Field(default_factory=list)
     technologies: list[str] = Field(default_factory=list)
+    title: str | None = Field(None, max_length=200, description="Short title.")
+    min_trl: int | None = Field(None, ge=1, le=9, description="Least TRL that answers it.")
+    requires_clearance: bool | None = Field(None, description="Needs a market clearance.")
 
 
 class LeadRejected(LeadEvent):
