@@ -91,8 +91,8 @@ SUBMITTED_COLUMNS = (
     "id", "kind", "title", "description", "target_market", "application_areas", "technologies",
     "counterpart_name", "counterpart_website", "counterpart_country", "counterpart_key",
     "counterpart_domain", "contact_sealed", "urgency", "estimated_value_eur", "source",
-    "source_date", "evidence_links", "min_trl", "requires_clearance", "cluster", "submitted_by", "submitted_at",
-    "last_activity_at", "title_key", "title_subkeys", "alike_words",
+    "source_date", "evidence_links", "min_trl", "requires_clearance", "cluster", "submitted_by",
+    "submitted_at", "last_activity_at", "title_key", "title_subkeys", "alike_words",
 )
 # List columns, sent as `queries.list_text`: their element types.
 LISTS = {"application_areas": "text", "technologies": "text", "evidence_links": "text",
